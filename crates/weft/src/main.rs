@@ -1,0 +1,59 @@
+//! The `weft` command: one binary for every weft role and tool.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod crypto_cmd;
+mod doctor_cmd;
+
+/// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing syntax, e.g. `info`, `weft_tls=debug`). Also WEFT_LOG.
+    #[arg(long, global = true, env = "WEFT_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Organization crypto material (the layout Fabric's cryptogen writes).
+    #[command(subcommand)]
+    Crypto(crypto_cmd::CryptoCommand),
+    /// Check an endpoint or a configuration and explain what is wrong.
+    #[command(subcommand)]
+    Doctor(doctor_cmd::DoctorCommand),
+}
+
+/// Exit codes: 0 success, 1 the checked thing is not OK, 2 the command itself could not run.
+pub(crate) const EXIT_NOT_OK: u8 = 1;
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring log filter '{}': {e}", cli.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let result = match cli.command {
+        Command::Crypto(cmd) => crypto_cmd::run(cmd),
+        Command::Doctor(cmd) => doctor_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The `weft` binary as a user runs it: generate material, then probe endpoints served with it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use weft_tls::{ClientAuth, Identity, Profile, TlsServer, Trust};
+
+fn weft() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.env("WEFT_LOG", "warn");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    weft().args(args).output().expect("run weft")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Network {
+    _dir: tempfile::TempDir,
+    crypto: PathBuf,
+}
+
+impl Network {
+    fn generate() -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let crypto = dir.path().join("crypto");
+        let out = run(&["crypto", "generate", "--output", crypto.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        Network { _dir: dir, crypto }
+    }
+
+    fn org1(&self) -> PathBuf {
+        self.crypto.join("peerOrganizations/org1.example.com")
+    }
+
+    fn tlsca(&self) -> PathBuf {
+        self.org1().join("tlsca/tlsca.org1.example.com-cert.pem")
+    }
+
+    fn user_tls(&self, file: &str) -> PathBuf {
+        self.org1()
+            .join("users/User1@org1.example.com/tls")
+            .join(file)
+    }
+
+    fn peer_tls(&self, file: &str) -> PathBuf {
+        self.org1()
+            .join("peers/peer0.org1.example.com/tls")
+            .join(file)
+    }
+
+    fn orderer_tlsca(&self) -> PathBuf {
+        self.crypto
+            .join("ordererOrganizations/example.com/tlsca/tlsca.example.com-cert.pem")
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn crypto_generate_refuses_to_overwrite_keys_unless_forced() {
+    let net = Network::generate();
+    let key = net
+        .org1()
+        .join("peers/peer0.org1.example.com/msp/keystore/priv_sk");
+    let before = std::fs::read(&key).unwrap();
+
+    let again = run(&["crypto", "generate", "--output", s(&net.crypto)]);
+    assert_eq!(again.status.code(), Some(2));
+    let msg = text(&again);
+    assert!(
+        msg.contains("refusing to overwrite") && msg.contains("--force"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "a refused run must not touch keys"
+    );
+
+    let forced = run(&["crypto", "generate", "--output", s(&net.crypto), "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert_ne!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "--force issues new keys"
+    );
+}
+
+#[test]
+fn crypto_generate_reads_a_config_file_and_names_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = run(&["crypto", "sample-config"]);
+    assert!(sample.status.success());
+    let cfg = dir.path().join("crypto-config.yaml");
+    let yaml = String::from_utf8(sample.stdout)
+        .unwrap()
+        .replace("Count: 1", "Count: 2");
+    std::fs::write(&cfg, yaml).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(&[
+        "crypto",
+        "generate",
+        "--config",
+        s(&cfg),
+        "--output",
+        s(&out_dir),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(out_dir
+        .join("peerOrganizations/org2.example.com/users/User2@org2.example.com/tls/client.key")
+        .exists());
+
+    std::fs::write(&cfg, "PeerOrgs:\n  - Name: Org1\n    Domain: ../../etc\n").unwrap();
+    let out = run(&[
+        "crypto",
+        "generate",
+        "--config",
+        s(&cfg),
+        "--output",
+        s(&dir.path().join("x")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("../../etc"), "{}", text(&out));
+    assert!(!dir.path().join("x").exists());
+
+    let out = run(&[
+        "crypto",
+        "generate",
+        "--config",
+        "/nonexistent/crypto-config.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("/nonexistent/crypto-config.yaml"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Serve TLS with peer0.org1's generated material until the runtime stops.
+async fn serve(net: &Network, auth: ClientAuth) -> String {
+    let id = Identity::from_pem_files(
+        &net.peer_tls("server.crt"),
+        &net.peer_tls("server.key"),
+        "peer.tls",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = Arc::new(
+        TlsServer::new(&id, auth, Profile::Fabric)
+            .unwrap()
+            .with_endpoint(addr.clone()),
+    );
+    tokio::spawn(async move {
+        while let Ok((tcp, peer)) = listener.accept().await {
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let Ok(mut ok) = server.accept(tcp, Some(peer.to_string())).await {
+                    let mut buf = [0u8; 16];
+                    let _ = tokio::io::AsyncReadExt::read(&mut ok.stream, &mut buf).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn doctor(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        weft().arg("doctor").arg("tls").args(args).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_tls_verdicts_and_exit_codes_against_a_weft_server() {
+    let net = Network::generate();
+    let roots = Trust::roots_from_pem_files(&[net.tlsca()], "test").unwrap();
+    let addr = serve(&net, ClientAuth::Require(roots)).await;
+    let full = |extra: &[&str]| {
+        let mut v = vec![
+            addr.clone(),
+            "--cafile".into(),
+            s(&net.tlsca()).into(),
+            "--certfile".into(),
+            s(&net.user_tls("client.crt")).into(),
+            "--keyfile".into(),
+            s(&net.user_tls("client.key")).into(),
+        ];
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+
+    let ok = doctor(full(&["--servername", "peer0.org1.example.com"])).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let out = text(&ok);
+    for needle in [
+        "handshake:    OK, TLSv1.3",
+        "client cert:  required",
+        "SANs:    DNS:peer0.org1.example.com, DNS:peer0, DNS:localhost, IP:127.0.0.1",
+        "verdict:      OK",
+    ] {
+        assert!(out.contains(needle), "missing '{needle}':\n{out}");
+    }
+
+    let anon = doctor(vec![
+        addr.clone(),
+        "--cafile".into(),
+        s(&net.tlsca()).into(),
+    ])
+    .await;
+    assert_eq!(anon.status.code(), Some(1));
+    assert!(
+        text(&anon).contains("requires a client certificate and this client sent none"),
+        "{}",
+        text(&anon)
+    );
+
+    let mut wrong_ca = full(&[]);
+    wrong_ca[2] = s(&net.orderer_tlsca()).into();
+    let wrong = doctor(wrong_ca).await;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        text(&wrong).contains("CN=tlsca.org1.example.com', which is not a CA this client trusts"),
+        "{}",
+        text(&wrong)
+    );
+
+    let name = doctor(full(&["--servername", "peer1.org1.example.com"])).await;
+    assert_eq!(name.status.code(), Some(1));
+    assert!(
+        text(&name).contains("expected the name 'peer1.org1.example.com'"),
+        "{}",
+        text(&name)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_tls_usage_errors_name_the_problem() {
+    let bad = doctor(vec!["no-port-here".into()]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains("invalid endpoint 'no-port-here'"),
+        "{}",
+        text(&bad)
+    );
+
+    let missing = doctor(vec![
+        "127.0.0.1:1".into(),
+        "--cafile".into(),
+        "/nonexistent/ca.pem".into(),
+    ])
+    .await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("cannot read --cafile file /nonexistent/ca.pem"),
+        "{}",
+        text(&missing)
+    );
+
+    let half = doctor(vec![
+        "127.0.0.1:1".into(),
+        "--certfile".into(),
+        "x.pem".into(),
+    ])
+    .await;
+    assert_eq!(half.status.code(), Some(2));
+    assert!(text(&half).contains("--keyfile"), "{}", text(&half));
+}
+
+/// Interop: the doctor against OpenSSL's server (not rustls), with weft-generated material.
+#[test]
+fn doctor_tls_against_openssl_s_server() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not on PATH: skipping the OpenSSL interop check");
+        return;
+    }
+    let net = Network::generate();
+    let port = StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-accept", &addr, "-alpn", "h2", "-Verify", "1",
+        ])
+        .args([
+            "-cert",
+            s(&net.peer_tls("server.crt")),
+            "-key",
+            s(&net.peer_tls("server.key")),
+        ])
+        .args(["-CAfile", s(&net.tlsca())])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    let ok = weft()
+        .args(["doctor", "tls", &addr, "--cafile", s(&net.tlsca())])
+        .args([
+            "--certfile",
+            s(&net.user_tls("client.crt")),
+            "--keyfile",
+            s(&net.user_tls("client.key")),
+        ])
+        .output()
+        .unwrap();
+    let anon = weft()
+        .args(["doctor", "tls", &addr, "--cafile", s(&net.tlsca())])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(up, "openssl s_server did not start");
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("client cert:  required"),
+        "{}",
+        text(&ok)
+    );
+    assert_eq!(anon.status.code(), Some(1), "{}", text(&anon));
+    assert!(
+        text(&anon).contains("requires a client certificate"),
+        "{}",
+        text(&anon)
+    );
+}
