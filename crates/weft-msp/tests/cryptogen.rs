@@ -1117,3 +1117,42 @@ fn openssl_accepts_the_material() {
         "{text}"
     );
 }
+
+/// Mutation fuzzing of the config parser (stable toolchain): mutated YAML never panics, and
+/// whatever parses also validates or fails with an error, never with a panic in resolve().
+#[test]
+fn mutated_configs_never_panic() {
+    let seed = weft_msp::SAMPLE_CRYPTO_CONFIG.as_bytes();
+    let mut state: u64 = 0x00c0_ffee_1234_5678;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for _ in 0..2000 {
+        let mut v = seed.to_vec();
+        for _ in 0..=(next() % 4) {
+            let i = (next() as usize) % v.len().max(1);
+            match next() % 4 {
+                0 => v[i] = next() as u8,
+                1 => v.truncate(i),
+                2 => {
+                    let specials = b"{}[]:-&*!|>'\"%@`\n\t ";
+                    v.insert(i, specials[(next() as usize) % specials.len()]);
+                }
+                _ => {
+                    let j = (next() as usize) % v.len().max(1);
+                    v.swap(i, j);
+                }
+            }
+            if v.is_empty() {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&v);
+        if let Ok(cfg) = weft_msp::CryptoConfig::from_yaml_str(&text, "fuzz.yaml") {
+            let _ = cfg.resolve();
+        }
+    }
+}

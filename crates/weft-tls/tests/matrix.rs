@@ -757,6 +757,53 @@ async fn tls_client_at_a_plain_http2_server_is_recognised() {
 }
 
 #[tokio::test]
+async fn garbage_at_a_tls_port_is_refused_and_the_server_keeps_serving() {
+    let pki = Pki::new();
+    let mut srv = Running::start(
+        TlsServer::new(
+            &server_id(&pki.ca),
+            ClientAuth::Require(roots(&pki.ca)),
+            Profile::Fabric,
+        )
+        .unwrap(),
+    )
+    .await;
+    let attacks: [&[u8]; 4] = [
+        &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02],
+        // A TLS record header announcing an absurd length.
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0x00, 0x00],
+        // A ClientHello cut short.
+        &[
+            0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c, 0x03, 0x03,
+        ],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for bytes in attacks {
+        let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        tcp.write_all(bytes).await.unwrap();
+        let _ = tcp.shutdown().await;
+        let e = srv.outcome().await.unwrap_err();
+        assert!(
+            matches!(
+                e.diagnosis,
+                Diagnosis::PlaintextToTlsPort { .. }
+                    | Diagnosis::ClosedDuringHandshake
+                    | Diagnosis::Other { .. }
+            ),
+            "{e}"
+        );
+    }
+    // Still serving.
+    let c = client(
+        roots(&pki.ca),
+        Some(client_id(&pki.ca, "User1@org1.example.com")),
+        Profile::Fabric,
+    );
+    dial(&c, &srv.endpoint()).await.unwrap();
+    srv.outcome().await.unwrap();
+}
+
+#[tokio::test]
 async fn nothing_listening_is_a_connect_failure_not_a_tls_one() {
     let pki = Pki::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
