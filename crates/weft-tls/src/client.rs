@@ -199,6 +199,16 @@ impl TlsClient {
         self
     }
 
+    /// Session resumption (on by default; shared by every connection of this client).
+    pub fn with_resumption(mut self, enabled: bool) -> Self {
+        self.resumption = if enabled {
+            Resumption::default()
+        } else {
+            Resumption::disabled()
+        };
+        self
+    }
+
     pub fn profile(&self) -> Profile {
         self.profile
     }
