@@ -111,6 +111,7 @@ pub struct TlsClient {
     resumption: Resumption,
     handshake_timeout: Duration,
     confirm_timeout: Duration,
+    log_failures: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,12 +185,20 @@ impl TlsClient {
             resumption: Resumption::default(),
             handshake_timeout: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(2),
+            log_failures: true,
         })
     }
 
     /// Name the settings in diagnoses after this node kind's configuration keys.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = Arc::new(settings);
+        self
+    }
+
+    /// Whether failed handshakes are logged (at WARN, with the diagnosis). On by default; a
+    /// caller that reports the failure itself (`weft doctor`) turns it off.
+    pub fn with_failure_logging(mut self, on: bool) -> Self {
+        self.log_failures = on;
         self
     }
 
@@ -295,13 +304,17 @@ impl TlsClient {
     }
 
     fn fail(&self, endpoint: &Endpoint, diagnosis: Diagnosis) -> HandshakeError {
-        HandshakeError::new(
+        let e = HandshakeError::new(
             endpoint.address.clone(),
             None,
             Side::Client,
             diagnosis,
             self.settings.clone(),
-        )
+        );
+        if self.log_failures {
+            tracing::warn!(endpoint = %endpoint.address, reason = e.code(), "{e}");
+        }
+        e
     }
 
     fn fail_observed(

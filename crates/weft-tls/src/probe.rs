@@ -164,6 +164,7 @@ pub async fn probe(address: &str, opts: ProbeOptions) -> Result<ProbeReport, Con
         None => TlsClient::record_only(identity, opts.profile)?,
     }
     .with_settings(Settings::doctor())
+    .with_failure_logging(false)
     .with_handshake_timeout(opts.timeout.unwrap_or(Duration::from_secs(5)));
 
     let first = client.connect_tcp(&endpoint).await;
