@@ -31,8 +31,9 @@ fn version(v: Option<rustls::ProtocolVersion>) -> String {
 }
 
 impl HandshakeInfo {
-    pub(crate) fn from_client(
-        conn: &ClientConnection,
+    /// What both kinds of connection share (both deref to rustls' `CommonState`).
+    fn common(
+        conn: &rustls::CommonState,
         requested: bool,
         presented: bool,
         pinned_node: Option<String>,
@@ -59,32 +60,22 @@ impl HandshakeInfo {
         }
     }
 
+    pub(crate) fn from_client(
+        conn: &ClientConnection,
+        requested: bool,
+        presented: bool,
+        pinned_node: Option<String>,
+    ) -> Self {
+        Self::common(conn, requested, presented, pinned_node)
+    }
+
     pub(crate) fn from_server(
         conn: &ServerConnection,
         requested: bool,
         pinned_node: Option<String>,
     ) -> Self {
-        let peer_chain: Vec<_> = conn
-            .peer_certificates()
-            .map(|c| c.to_vec())
-            .unwrap_or_default();
-        HandshakeInfo {
-            protocol: version(conn.protocol_version()),
-            cipher_suite: conn
-                .negotiated_cipher_suite()
-                .map(|s| format!("{:?}", s.suite()))
-                .unwrap_or_default(),
-            key_exchange: conn
-                .negotiated_key_exchange_group()
-                .map(|g| format!("{:?}", g.name())),
-            alpn: conn
-                .alpn_protocol()
-                .map(|a| String::from_utf8_lossy(a).into_owned()),
-            client_cert_presented: !peer_chain.is_empty(),
-            peer_chain,
-            client_cert_requested: requested,
-            pinned_node,
-        }
+        let presented = conn.peer_certificates().is_some_and(|c| !c.is_empty());
+        Self::common(conn, requested, presented, pinned_node)
     }
 
     /// "mutual TLS" / "server-authenticated TLS", for link tables.
