@@ -20,6 +20,7 @@
 mod client;
 mod diagnose;
 mod error;
+pub mod grpc;
 mod identity;
 mod info;
 pub mod plaintext;
