@@ -23,7 +23,9 @@ use crate::{Chaincode, ChaincodeError, ShimError};
 pub(crate) type Inbound =
     Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, tonic::Status>> + Send>>;
 
-type Pending = Arc<Mutex<HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>>>;
+/// Requests waiting for their answer; `None` once the stream has ended, so a transaction
+/// still running then fails its next request at once instead of waiting forever.
+type Pending = Arc<Mutex<Option<HashMap<(String, String), oneshot::Sender<ChaincodeMessage>>>>>;
 
 /// What a transaction's stub uses to reach the peer.
 #[derive(Debug, Clone)]
@@ -45,10 +47,11 @@ impl PeerLink {
         let key = (channel_id.to_owned(), txid.to_owned());
         let (tx, rx) = oneshot::channel();
         {
-            let mut pending = self
+            let mut guard = self
                 .pending
                 .lock()
                 .map_err(|_| ChaincodeError::Disconnected(what))?;
+            let pending = guard.as_mut().ok_or(ChaincodeError::Disconnected(what))?;
             if pending.contains_key(&key) {
                 return Err(ChaincodeError::InvalidArgument(format!(
                     "transaction {txid} already has a request in flight; requests of one transaction are serialized"
@@ -64,7 +67,7 @@ impl PeerLink {
             ..Default::default()
         };
         if self.out.send(msg).await.is_err() {
-            if let Ok(mut p) = self.pending.lock() {
+            if let Some(p) = self.pending.lock().ok().as_mut().and_then(|p| p.as_mut()) {
                 p.remove(&key);
             }
             return Err(ChaincodeError::Disconnected(what));
@@ -154,7 +157,7 @@ pub(crate) async fn run<C: Chaincode>(
 
     let link = PeerLink {
         out: out.clone(),
-        pending: Pending::default(),
+        pending: Arc::new(Mutex::new(Some(HashMap::new()))),
     };
     let result = loop {
         let msg = match inbound.next().await {
@@ -176,11 +179,10 @@ pub(crate) async fn run<C: Chaincode>(
                 tokio::spawn(transaction(cc, link, mspid, msg, t == MsgType::Init));
             }
             Ok(MsgType::Response | MsgType::Error) => {
-                let waiter = link
-                    .pending
-                    .lock()
-                    .ok()
-                    .and_then(|mut p| p.remove(&(msg.channel_id.clone(), msg.txid.clone())));
+                let waiter = link.pending.lock().ok().and_then(|mut p| {
+                    p.as_mut()
+                        .and_then(|p| p.remove(&(msg.channel_id.clone(), msg.txid.clone())))
+                });
                 match waiter {
                     Some(w) => {
                         let _ = w.send(msg);
@@ -206,9 +208,9 @@ pub(crate) async fn run<C: Chaincode>(
             }
         }
     };
-    // Wake every waiting request: their stubs report a disconnection.
+    // Wake every waiting request and refuse new ones: their stubs report a disconnection.
     if let Ok(mut p) = link.pending.lock() {
-        p.clear();
+        *p = None;
     }
     match &result {
         Ok(()) => {
@@ -269,4 +271,27 @@ async fn transaction<C: Chaincode>(
         }
     };
     let _ = out.send(reply).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_after_the_stream_ended_fails_at_once() {
+        let (out, _keep_receiver_alive) = mpsc::channel(1);
+        let link = PeerLink {
+            out,
+            pending: Arc::new(Mutex::new(None)),
+        };
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            link.request("ch", "tx1", MsgType::GetState, Vec::new(), "GET_STATE"),
+        )
+        .await
+        .expect("a request on an ended stream must not wait");
+        assert_eq!(answer, Err(ChaincodeError::Disconnected("GET_STATE")));
+    }
 }

@@ -1,12 +1,18 @@
 //! Launched mode: the peer started this process; dial it with what it gave us.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Status, Streaming};
 use weft_proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use weft_proto::protos::ChaincodeMessage;
 use weft_tls::grpc::{channel, ChannelError};
 use weft_tls::{ClientIdentity, Endpoint, Identity, Profile, Settings, TlsClient, Trust};
 
@@ -235,14 +241,26 @@ pub async fn start_with<C: Chaincode>(chaincode: C, config: LaunchConfig) -> Res
     })?;
     let (out_tx, out_rx) = mpsc::channel(256);
     let mut support = ChaincodeSupportClient::new(ch);
-    let inbound = support
-        .register(ReceiverStream::new(out_rx))
-        .await
-        .map_err(|status| ShimError::Connect {
-            address: config.peer_address.clone(),
-            detail: status.message().to_owned(),
-        })?
-        .into_inner();
+    // Open the stream lazily, from inside the handler: Fabric's peer (grpc-go) sends no response
+    // headers until it has read REGISTER, so waiting for them before REGISTER is queued would
+    // wait forever.
+    let address = config.peer_address.clone();
+    let inbound = Registering::Opening(Box::pin(async move {
+        support
+            .register(ReceiverStream::new(out_rx))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| {
+                Status::new(
+                    s.code(),
+                    format!(
+                        "ChaincodeSupport.Register at {address} failed ({:?}): {}",
+                        s.code(),
+                        s.message()
+                    ),
+                )
+            })
+    }));
     handler::run(
         Arc::new(chaincode),
         config.chaincode_id,
@@ -251,6 +269,36 @@ pub async fn start_with<C: Chaincode>(chaincode: C, config: LaunchConfig) -> Res
         out_tx,
     )
     .await
+}
+
+type OpenStream = Pin<Box<dyn Future<Output = Result<Streaming<ChaincodeMessage>, Status>> + Send>>;
+
+/// The peer's side of `ChaincodeSupport.Register`, opened on first poll.
+enum Registering {
+    Opening(OpenStream),
+    Open(Box<Streaming<ChaincodeMessage>>),
+    Done,
+}
+
+impl Stream for Registering {
+    type Item = Result<ChaincodeMessage, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match &mut *self {
+                Registering::Opening(open) => match open.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(stream)) => *self = Registering::Open(Box::new(stream)),
+                    Poll::Ready(Err(status)) => {
+                        *self = Registering::Done;
+                        return Poll::Ready(Some(Err(status)));
+                    }
+                },
+                Registering::Open(stream) => return Pin::new(stream.as_mut()).poll_next(cx),
+                Registering::Done => return Poll::Ready(None),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

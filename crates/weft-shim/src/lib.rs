@@ -31,6 +31,7 @@ mod keys;
 mod launch;
 mod server;
 mod stub;
+pub mod testing;
 
 pub use error::{ChaincodeError, ShimError};
 pub use keys::{create_composite_key, split_composite_key};
