@@ -263,13 +263,7 @@ impl Stub {
         start: &str,
         end: &str,
     ) -> Result<StateIterator, ChaincodeError> {
-        check_simple_key(start)?;
-        check_simple_key(end)?;
-        let start = if start.is_empty() {
-            EMPTY_KEY_SUBSTITUTE
-        } else {
-            start
-        };
+        let start = simple_range_start(start, end)?;
         Ok(self.range(start, end, "", None).await?.0)
     }
 
@@ -281,13 +275,7 @@ impl Stub {
         page_size: i32,
         bookmark: &str,
     ) -> Result<(StateIterator, PageInfo), ChaincodeError> {
-        check_simple_key(start)?;
-        check_simple_key(end)?;
-        let start = if start.is_empty() {
-            EMPTY_KEY_SUBSTITUTE
-        } else {
-            start
-        };
+        let start = simple_range_start(start, end)?;
         self.range(start, end, "", Some((page_size, bookmark)))
             .await
     }
@@ -429,13 +417,7 @@ impl Stub {
         end: &str,
     ) -> Result<StateIterator, ChaincodeError> {
         check_collection(collection)?;
-        check_simple_key(start)?;
-        check_simple_key(end)?;
-        let start = if start.is_empty() {
-            EMPTY_KEY_SUBSTITUTE
-        } else {
-            start
-        };
+        let start = simple_range_start(start, end)?;
         Ok(self.range(start, end, collection, None).await?.0)
     }
 
@@ -660,6 +642,17 @@ fn page_metadata(page: Option<(i32, &str)>) -> Bytes {
         .encode_to_vec()
         .into(),
     }
+}
+
+/// Check a simple-key range and substitute Fabric's start key for an empty one.
+fn simple_range_start<'a>(start: &'a str, end: &str) -> Result<&'a str, ChaincodeError> {
+    check_simple_key(start)?;
+    check_simple_key(end)?;
+    Ok(if start.is_empty() {
+        EMPTY_KEY_SUBSTITUTE
+    } else {
+        start
+    })
 }
 
 fn partial_range(
