@@ -1,0 +1,18 @@
+//! The weft peer: chaincode packages and install, external builders, chaincode as a service,
+//! per-launch chaincode certificates, and the peer's configuration.
+//!
+//! - [`config`]: `core.yaml` with `CORE_*` overrides; the chaincode listen/advertised address
+//!   rules.
+//! - [`launchcerts`]: the per-process ephemeral CA and the registry of per-launch chaincode
+//!   client certificates that the chaincode service checks at registration (seed 000).
+//! - [`chaincode_service`]: `ChaincodeSupport.Register` on the chaincode listener: mutual TLS
+//!   with the ephemeral CA, every registration checked, connected chaincodes tracked.
+//! - [`package`]: Fabric's chaincode package format, package ids, and the install store.
+//! - [`builders`]: external builders (`detect`/`build`/`release`/`run`) and `connection.json`
+//!   for chaincode as a service (seed 001).
+
+pub mod builders;
+pub mod chaincode_service;
+pub mod config;
+pub mod launchcerts;
+pub mod package;
