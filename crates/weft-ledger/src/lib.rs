@@ -1,0 +1,10 @@
+//! The weft ledger's storage: a versioned world-state database on RocksDB with consistent
+//! read views.
+//!
+//! - [`statedb`]: namespaced keys with values, metadata and versions (block, tx); atomic
+//!   updates with a savepoint; read views that see one committed state for as long as they
+//!   live (simulations hold one; commits wait for them, as in Fabric).
+
+pub mod statedb;
+
+pub use statedb::{ReadView, StateDb, StateError, UpdateBatch, Version, VersionedValue};
