@@ -56,11 +56,15 @@ pub enum StateError {
     BadNamespace(String),
 }
 
+/// `(namespace, key)`.
+type StateKey = (String, String);
+/// `Some((value, metadata, version))` to write, `None` to delete.
+type Write = Option<(Bytes, Bytes, Version)>;
+
 /// Writes of one block, applied atomically with the new savepoint.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateBatch {
-    /// `Some((value, metadata, version))` to write, `None` to delete.
-    entries: std::collections::BTreeMap<(String, String), Option<(Bytes, Bytes, Version)>>,
+    entries: std::collections::BTreeMap<StateKey, Write>,
 }
 
 impl UpdateBatch {
