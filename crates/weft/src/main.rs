@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod crypto_cmd;
 mod doctor_cmd;
+mod lifecycle_cmd;
 
 /// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.
 #[derive(Debug, Parser)]
@@ -27,6 +28,23 @@ enum Command {
     /// Check an endpoint or a configuration and explain what is wrong.
     #[command(subcommand)]
     Doctor(doctor_cmd::DoctorCommand),
+    /// Peer administration (Fabric's `peer` command).
+    #[command(subcommand)]
+    Peer(PeerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerCommand {
+    /// Chaincode lifecycle.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LifecycleCommand {
+    /// Package, install and inspect chaincode.
+    #[command(subcommand)]
+    Chaincode(lifecycle_cmd::ChaincodeCommand),
 }
 
 /// Exit codes: 0 success, 1 the checked thing is not OK, 2 the command itself could not run.
@@ -48,6 +66,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crypto(cmd) => crypto_cmd::run(cmd),
         Command::Doctor(cmd) => doctor_cmd::run(cmd),
+        Command::Peer(PeerCommand::Lifecycle(LifecycleCommand::Chaincode(cmd))) => {
+            lifecycle_cmd::run(cmd)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -351,3 +351,94 @@ fn doctor_tls_against_openssl_s_server() {
         text(&anon)
     );
 }
+
+#[test]
+fn lifecycle_package_install_query_get_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("connection.json"),
+        r#"{"address":"127.0.0.1:9999","dial_timeout":"10s"}"#,
+    )
+    .unwrap();
+    let pkg = dir.path().join("basic.tar.gz");
+    let peer = dir.path().join("peer");
+    let lc = |args: &[&str]| {
+        let mut a = vec!["peer", "lifecycle", "chaincode"];
+        a.extend_from_slice(args);
+        run(&a)
+    };
+    let out = lc(&[
+        "package",
+        s(&pkg),
+        "--path",
+        s(&src),
+        "--lang",
+        "ccaas",
+        "--label",
+        "basic_1.0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lc(&["install", s(&pkg), "--peer-fs-path", s(&peer)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("Chaincode code package identifier: ")
+        .expect("install prints the package id")
+        .to_owned();
+    assert!(
+        id.starts_with("basic_1.0:") && id.len() == "basic_1.0:".len() + 64,
+        "{id}"
+    );
+    // Reinstalling is fine and says so.
+    let again = lc(&["install", s(&pkg), "--peer-fs-path", s(&peer)]);
+    assert!(
+        again.status.success() && text(&again).contains("already successfully installed"),
+        "{}",
+        text(&again)
+    );
+    let q = lc(&["queryinstalled", "--peer-fs-path", s(&peer)]);
+    assert!(
+        text(&q).contains(&format!("Package ID: {id}, Label: basic_1.0")),
+        "{}",
+        text(&q)
+    );
+    let out_dir = dir.path().join("fetched");
+    let g = lc(&[
+        "getinstalledpackage",
+        "--package-id",
+        &id,
+        "--output-directory",
+        s(&out_dir),
+        "--peer-fs-path",
+        s(&peer),
+    ]);
+    assert!(g.status.success(), "{}", text(&g));
+    assert_eq!(
+        std::fs::read(out_dir.join(format!("{id}.tar.gz"))).unwrap(),
+        std::fs::read(&pkg).unwrap()
+    );
+
+    // An untrusted archive is refused with an explanation, and nothing is installed.
+    let bad = dir.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"not a package").unwrap();
+    let out = lc(&["install", s(&bad), "--peer-fs-path", s(&peer)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("not gzip-compressed"), "{}", text(&out));
+    let q = lc(&[
+        "queryinstalled",
+        "--peer-fs-path",
+        s(&peer),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout)
+            .matches("package_id")
+            .count(),
+        1,
+        "{}",
+        text(&q)
+    );
+}
