@@ -59,6 +59,8 @@ impl fmt::Display for KeyAlgorithm {
 pub struct PrivateKey {
     algorithm: KeyAlgorithm,
     pair: rcgen::KeyPair,
+    /// The same key parsed once for aws-lc, so [`PrivateKey::sign`] does not re-parse PKCS#8.
+    signer: EcdsaKeyPair,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -75,7 +77,13 @@ impl PrivateKey {
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, Error> {
         let pair = rcgen::KeyPair::generate_for(algorithm.rcgen())
             .map_err(|e| Error::key("new key", e))?;
-        Ok(PrivateKey { algorithm, pair })
+        let signer = EcdsaKeyPair::from_pkcs8(algorithm.signing(), pair.serialized_der())
+            .map_err(|e| Error::key("new key", e))?;
+        Ok(PrivateKey {
+            algorithm,
+            pair,
+            signer,
+        })
     }
 
     /// Load the first private key found in `pem`. `what` names the input (a path) in errors.
@@ -114,13 +122,17 @@ impl PrivateKey {
         for algorithm in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384] {
             // `from_private_key_der` takes PKCS#8 first, then SEC1.
             match EcdsaKeyPair::from_private_key_der(algorithm.signing(), der) {
-                Ok(pair) => {
-                    let pkcs8 = pair.to_pkcs8v1().map_err(|e| Error::key(what, e))?;
+                Ok(signer) => {
+                    let pkcs8 = signer.to_pkcs8v1().map_err(|e| Error::key(what, e))?;
                     let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
                     let pair =
                         rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, algorithm.rcgen())
                             .map_err(|e| Error::key(what, e))?;
-                    return Ok(PrivateKey { algorithm, pair });
+                    return Ok(PrivateKey {
+                        algorithm,
+                        pair,
+                        signer,
+                    });
                 }
                 Err(e) => last_err = e.to_string(),
             }
@@ -166,6 +178,11 @@ impl PrivateKey {
         &self.pair
     }
 
+    /// The cached aws-lc key pair that [`PrivateKey::sign`] uses.
+    pub(crate) fn ecdsa(&self) -> &EcdsaKeyPair {
+        &self.signer
+    }
+
     /// Check that `der` holds a usable private key and say which algorithm; used by loaders
     /// that only need to validate. Prefer [`PrivateKey::from_der`].
     pub fn sniff(der: &[u8]) -> Option<KeyAlgorithm> {
@@ -174,9 +191,8 @@ impl PrivateKey {
 
     /// SEC1 DER of this key (for tests and tools that want `EC PRIVATE KEY` output).
     pub fn sec1_der(&self) -> Result<Vec<u8>, Error> {
-        let pair = EcdsaKeyPair::from_pkcs8(self.algorithm.signing(), self.pkcs8_der())
-            .map_err(|e| Error::key("key", e))?;
-        let sec1 = pair
+        let sec1 = self
+            .signer
             .private_key()
             .as_der()
             .map_err(|e| Error::key("key", e))?;

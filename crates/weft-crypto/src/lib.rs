@@ -7,6 +7,7 @@
 //!   (PKCS#8, SEC1, and PKCS#8 inside a block labelled `EC PRIVATE KEY`).
 //! - [`pem`]: certificate chains from PEM.
 //! - [`ca`]: a certificate authority that issues signing, TLS server and TLS client certificates.
+//! - [`sign`]: ECDSA signing and verification with Fabric's low-S rule.
 //! - [`x509`]: a readable summary of a certificate (subject, SANs, validity, fingerprint) for
 //!   diagnostics and tests.
 
@@ -14,6 +15,7 @@ pub mod ca;
 mod error;
 pub mod keys;
 pub mod pem;
+pub mod sign;
 pub mod x509;
 
 pub use ca::{
@@ -21,6 +23,7 @@ pub use ca::{
 };
 pub use error::Error;
 pub use keys::{KeyAlgorithm, PrivateKey};
+pub use sign::{PublicKey, SignatureError};
 pub use x509::CertSummary;
 
 /// SHA-256 of `data`.

@@ -4,6 +4,8 @@
 //!   extensions) and its validation.
 //! - [`cryptogen`]: [`generate`] writes CAs, MSPs and TLS material for every org of a config.
 //! - [`nodeou`]: an MSP's `config.yaml` (NodeOUs).
+//! - [`msp`]: loading MSPs and validating identities ([`Msp`], [`MspManager`]), local signing
+//!   identities ([`SigningIdentity`]).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -19,6 +21,7 @@ pub mod config;
 pub mod cryptogen;
 mod error;
 mod fsutil;
+pub mod msp;
 pub mod nodeou;
 
 pub use config::{CryptoConfig, Curve, OrgKind, ResolvedOrg, Role};
@@ -27,4 +30,8 @@ pub use cryptogen::{
     SAMPLE_CRYPTO_CONFIG,
 };
 pub use error::Error;
+pub use msp::{
+    serialize_identity, IdentityError, Msp, MspManager, MspParts, NodeOuParts,
+    Role as IdentityRole, RoleOuIdentifier, SigningIdentity, ValidatedIdentity,
+};
 pub use nodeou::MspConfig;
