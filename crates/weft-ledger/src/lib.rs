@@ -7,4 +7,6 @@
 
 pub mod statedb;
 
-pub use statedb::{ReadView, StateDb, StateError, UpdateBatch, Version, VersionedValue};
+pub use statedb::{
+    HistoryEntry, ReadView, StateDb, StateError, UpdateBatch, Version, VersionedValue,
+};

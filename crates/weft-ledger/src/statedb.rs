@@ -7,6 +7,15 @@
 //!   (composite keys, which contain 0x00, sort inside it).
 //! - savepoint: key `b"h:savepoint"`, value `block_num (u64 BE) ++ tx_num (u64 BE)`: the last
 //!   committed position, written in the same atomic batch as the state it describes.
+//! - history entry (one per modification of a key, Fabric's history database): key
+//!   `b'k' ++ namespace ++ 0x00 ++ key_len (u32 BE) ++ key ++ block_num (u64 BE) ++ tx_num (u64 BE)`,
+//!   value `0x01 ++ tx_id_len (u32 BE) ++ tx_id ++ has_timestamp (0x00 | 0x01)
+//!   [++ seconds (i64 BE) ++ nanos (i32 BE), only if has_timestamp] ++ is_delete (0x00 | 0x01)
+//!   ++ value` (the value is empty for deletes). The length prefix makes the key part
+//!   unambiguous even though keys may contain 0x00 (so key `a` never sees `a\0b`), and the
+//!   namespace terminator separates `mycc` from `mycc2`: one key's entries are exactly the
+//!   keys that start with `b'k' ++ namespace ++ 0x00 ++ key_len ++ key`, in version order.
+//!   Written in the same atomic batch as the state and savepoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +26,8 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 const STATE: u8 = b's';
 const SAVEPOINT_KEY: &[u8] = b"h:savepoint";
+/// History index prefix. Not `b'h'`: the savepoint key starts with it.
+const HISTORY: u8 = b'k';
 const FORMAT_V1: u8 = 0x01;
 
 /// Where a value was last written: block number and transaction number within the block.
@@ -38,6 +49,17 @@ pub struct VersionedValue {
     pub value: Bytes,
     pub metadata: Bytes,
     pub version: Version,
+}
+
+/// One modification of a key, as GetHistoryForKey reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub tx_id: String,
+    /// Transaction timestamp: seconds and nanos since the Unix epoch (None if the tx had none).
+    pub timestamp: Option<(i64, i32)>,
+    pub is_delete: bool,
+    /// The value written (empty for deletes).
+    pub value: Bytes,
 }
 
 /// Storage failures, naming the database and what was being done.
@@ -65,6 +87,7 @@ type Write = Option<(Bytes, Bytes, Version)>;
 #[derive(Debug, Clone, Default)]
 pub struct UpdateBatch {
     entries: std::collections::BTreeMap<StateKey, Write>,
+    history: std::collections::BTreeMap<(StateKey, Version), HistoryEntry>,
 }
 
 impl UpdateBatch {
@@ -83,10 +106,23 @@ impl UpdateBatch {
         self.entries.insert((ns.to_owned(), key.to_owned()), None);
     }
 
+    /// Record that the transaction at `version` modified `ns`/`key`; applied atomically with
+    /// the batch. A later record for the same key and version replaces an earlier one. The
+    /// value of a delete is not stored (history reports it as empty).
+    pub fn add_history(&mut self, ns: &str, key: &str, version: Version, mut entry: HistoryEntry) {
+        if entry.is_delete {
+            entry.value = Bytes::new();
+        }
+        self.history
+            .insert(((ns.to_owned(), key.to_owned()), version), entry);
+    }
+
+    /// The number of state writes (puts and deletes); history records are not counted.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether there are no state writes; history records are not counted.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -106,6 +142,109 @@ fn state_key(ns: &str, key: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+/// `b'k' ++ ns ++ 0x00 ++ key_len (u32 BE) ++ key`: every history entry of `ns`/`key`, and only
+/// those, starts with it. `None` if the key is too long to have a history entry.
+fn history_prefix(ns: &str, key: &str) -> Option<Vec<u8>> {
+    let key_len = u32::try_from(key.len()).ok()?;
+    let mut k = Vec::with_capacity(2 + ns.len() + 4 + key.len() + 16);
+    k.push(HISTORY);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&key_len.to_be_bytes());
+    k.extend_from_slice(key.as_bytes());
+    Some(k)
+}
+
+fn push_version(k: &mut Vec<u8>, version: Version) {
+    k.extend_from_slice(&version.block_num.to_be_bytes());
+    k.extend_from_slice(&version.tx_num.to_be_bytes());
+}
+
+/// The history entry key of `ns`/`key` modified at `version`.
+fn history_key(ns: &str, key: &str, version: Version) -> Option<Vec<u8>> {
+    let mut k = history_prefix(ns, key)?;
+    push_version(&mut k, version);
+    Some(k)
+}
+
+/// Encode a history entry (format v1); `None` if the tx id is too long to encode.
+fn encode_history(entry: &HistoryEntry) -> Option<Vec<u8>> {
+    let tx_id_len = u32::try_from(entry.tx_id.len()).ok()?;
+    let value: &[u8] = if entry.is_delete { &[] } else { &entry.value };
+    let mut v = Vec::with_capacity(1 + 4 + entry.tx_id.len() + 1 + 12 + 1 + value.len());
+    v.push(FORMAT_V1);
+    v.extend_from_slice(&tx_id_len.to_be_bytes());
+    v.extend_from_slice(entry.tx_id.as_bytes());
+    match entry.timestamp {
+        None => v.push(0),
+        Some((seconds, nanos)) => {
+            v.push(1);
+            v.extend_from_slice(&seconds.to_be_bytes());
+            v.extend_from_slice(&nanos.to_be_bytes());
+        }
+    }
+    v.push(u8::from(entry.is_delete));
+    v.extend_from_slice(value);
+    Some(v)
+}
+
+/// Take `n` bytes from the front of `rest`, or say which field is cut short.
+fn take<'a>(rest: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+    if rest.len() < n {
+        return Err(format!(
+            "entry ends inside its {what} ({} of {n} bytes)",
+            rest.len()
+        ));
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(rest: &mut &[u8], what: &str) -> Result<[u8; N], String> {
+    let mut a = [0u8; N];
+    a.copy_from_slice(take(rest, N, what)?);
+    Ok(a)
+}
+
+fn take_flag(rest: &mut &[u8], what: &str) -> Result<bool, String> {
+    match take_array::<1>(rest, what)? {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        [b] => Err(format!("{what} flag is {b:#04x}, not 0x00 or 0x01")),
+    }
+}
+
+/// Decode a history entry; errors describe what is wrong instead of panicking.
+fn decode_history(bytes: &[u8]) -> Result<HistoryEntry, String> {
+    let mut rest = bytes;
+    let [format] = take_array::<1>(&mut rest, "format byte")?;
+    if format != FORMAT_V1 {
+        return Err(format!("unknown history format {format:#04x}"));
+    }
+    let tx_id_len = u32::from_be_bytes(take_array(&mut rest, "tx id length")?) as usize;
+    let tx_id = std::str::from_utf8(take(&mut rest, tx_id_len, "tx id")?)
+        .map_err(|_| "tx id is not UTF-8".to_owned())?
+        .to_owned();
+    let timestamp = if take_flag(&mut rest, "timestamp presence")? {
+        let seconds = i64::from_be_bytes(take_array(&mut rest, "timestamp seconds")?);
+        let nanos = i32::from_be_bytes(take_array(&mut rest, "timestamp nanos")?);
+        Some((seconds, nanos))
+    } else {
+        None
+    };
+    let is_delete = take_flag(&mut rest, "is_delete")?;
+    if is_delete && !rest.is_empty() {
+        return Err(format!("delete carries a {}-byte value", rest.len()));
+    }
+    Ok(HistoryEntry {
+        tx_id,
+        timestamp,
+        is_delete,
+        value: Bytes::copy_from_slice(rest),
+    })
 }
 
 /// Encode a stored value (format v1).
@@ -243,9 +382,24 @@ impl StateDb {
                 None => wb.delete(k),
             }
         }
+        for (((ns, key), version), entry) in &batch.history {
+            check_ns(ns)?;
+            let k = history_key(ns, key, *version).ok_or_else(|| {
+                self.err(format!(
+                    "history of {ns}/key of {} bytes: key too long",
+                    key.len()
+                ))
+            })?;
+            let v = encode_history(entry).ok_or_else(|| {
+                self.err(format!(
+                    "history of {ns}/{key:?}: tx id of {} bytes is too long",
+                    entry.tx_id.len()
+                ))
+            })?;
+            wb.put(k, v);
+        }
         let mut sp = Vec::with_capacity(16);
-        sp.extend_from_slice(&savepoint.block_num.to_be_bytes());
-        sp.extend_from_slice(&savepoint.tx_num.to_be_bytes());
+        push_version(&mut sp, savepoint);
         wb.put(SAVEPOINT_KEY, sp);
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
@@ -336,6 +490,69 @@ impl ReadView {
         }
         Ok(out)
     }
+
+    /// Modifications of `ns`/`key`, newest first (Fabric 2.x order). `before`: only entries
+    /// strictly older than this version (for paging: pass the version of the last entry you
+    /// got). At most `limit` entries.
+    pub fn history(
+        &self,
+        ns: &str,
+        key: &str,
+        before: Option<Version>,
+        limit: usize,
+    ) -> Result<Vec<(Version, HistoryEntry)>, StateError> {
+        check_ns(ns)?;
+        let Some(prefix) = history_prefix(ns, key) else {
+            // Too long to have been recorded.
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut upper = prefix.clone();
+        match before {
+            Some(v) => push_version(&mut upper, v),
+            // Past every `prefix ++ 16 bytes`.
+            None => upper.extend_from_slice(&[0xff; 17]),
+        }
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: self.path.clone(),
+            what: format!("history of {ns}/{key:?}"),
+            detail,
+        };
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(prefix.clone());
+        opts.set_iterate_upper_bound(upper);
+        let mut out = Vec::new();
+        for item in self.db.iterator_opt(IteratorMode::End, opts) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(|e| StateError::Db {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })?;
+            let suffix = k.get(prefix.len()..).unwrap_or_default();
+            let version = match suffix.len() {
+                16 => {
+                    let mut n = [0u8; 8];
+                    let mut t = [0u8; 8];
+                    n.copy_from_slice(&suffix[..8]);
+                    t.copy_from_slice(&suffix[8..]);
+                    Version::new(u64::from_be_bytes(n), u64::from_be_bytes(t))
+                }
+                len => {
+                    return Err(corrupt(format!(
+                        "entry key ends in {len} bytes instead of a 16-byte version"
+                    )))
+                }
+            };
+            let entry = decode_history(&v)
+                .map_err(|detail| corrupt(format!("at {version:?}: {detail}")))?;
+            out.push((version, entry));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -377,5 +594,115 @@ mod tests {
         let mut lying = good.clone();
         lying[17..21].copy_from_slice(&1000u32.to_be_bytes());
         assert!(decode_value(&lying).unwrap_err().contains("exceeds"));
+    }
+
+    #[test]
+    fn history_encoding_is_pinned() {
+        assert_eq!(
+            history_key("mycc", "k\u{0}a", Version::new(7, 3)).unwrap(),
+            [
+                &b"kmycc\x00"[..],
+                &3u32.to_be_bytes(),
+                b"k\x00a",
+                &7u64.to_be_bytes(),
+                &3u64.to_be_bytes(),
+            ]
+            .concat()
+        );
+        let put = HistoryEntry {
+            tx_id: "tx1".into(),
+            timestamp: Some((1_700_000_000, 123)),
+            is_delete: false,
+            value: Bytes::from_static(b"val"),
+        };
+        let v = encode_history(&put).unwrap();
+        assert_eq!(
+            v,
+            [
+                &[0x01][..],
+                &3u32.to_be_bytes(),
+                b"tx1",
+                &[0x01],
+                &1_700_000_000i64.to_be_bytes(),
+                &123i32.to_be_bytes(),
+                &[0x00],
+                b"val",
+            ]
+            .concat()
+        );
+        assert_eq!(decode_history(&v).unwrap(), put);
+        let del = HistoryEntry {
+            tx_id: "tx2".into(),
+            timestamp: None,
+            is_delete: true,
+            value: Bytes::new(),
+        };
+        let v = encode_history(&del).unwrap();
+        assert_eq!(
+            v,
+            [&[0x01][..], &3u32.to_be_bytes(), b"tx2", &[0x00], &[0x01]].concat()
+        );
+        assert_eq!(decode_history(&v).unwrap(), del);
+        // Distinct prefixes: no key's entries start with another key's prefix.
+        let a = history_prefix("mycc", "a").unwrap();
+        for (ns, key) in [
+            ("mycc", "a\u{0}b"),
+            ("mycc", "ab"),
+            ("mycc2", "a"),
+            ("myc", "c"),
+        ] {
+            assert!(
+                !history_prefix(ns, key).unwrap().starts_with(&a),
+                "{ns}/{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_history_entries_are_errors_not_panics() {
+        let good = encode_history(&HistoryEntry {
+            tx_id: "tx-é".into(),
+            timestamp: Some((-5, 999_999_999)),
+            is_delete: false,
+            value: Bytes::from_static(b"value"),
+        })
+        .unwrap();
+        // Every truncation that cuts into the header is an error (cuts inside the value are
+        // just a shorter value: it has no length field).
+        let header = 1 + 4 + "tx-é".len() + 1 + 12 + 1;
+        for cut in 0..header {
+            assert!(decode_history(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        for cut in header..good.len() {
+            assert!(decode_history(&good[..cut]).is_ok(), "cut at {cut}");
+        }
+        // Any single garbled byte decodes or fails, never panics.
+        for i in 0..good.len() {
+            for b in [0x00, 0x02, 0x7f, 0xff] {
+                let mut garbled = good.clone();
+                garbled[i] = b;
+                let _ = decode_history(&garbled);
+            }
+        }
+        assert!(decode_history(&[]).unwrap_err().contains("format byte"));
+        assert!(decode_history(&[0x02; 30])
+            .unwrap_err()
+            .contains("unknown history format"));
+        let mut lying = good.clone();
+        lying[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_history(&lying).unwrap_err().contains("tx id"));
+        let mut bad_flag = good.clone();
+        bad_flag[5 + "tx-é".len()] = 0x07;
+        assert!(decode_history(&bad_flag)
+            .unwrap_err()
+            .contains("timestamp presence flag"));
+        let mut bad_utf8 = good.clone();
+        bad_utf8[5] = 0xff;
+        assert!(decode_history(&bad_utf8).unwrap_err().contains("UTF-8"));
+        let mut delete_with_value = good.clone();
+        delete_with_value[header - 1] = 0x01;
+        assert!(decode_history(&delete_with_value)
+            .unwrap_err()
+            .contains("delete carries"));
     }
 }
