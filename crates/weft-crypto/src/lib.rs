@@ -34,6 +34,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// `n` bytes from the system's secure random generator (nonces).
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
+    let mut bytes = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Error::key("random bytes", "the system random generator failed"))?;
+    Ok(bytes)
+}
+
 /// Lower-case hex of `data`.
 pub fn hex(data: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

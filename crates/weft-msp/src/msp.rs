@@ -951,6 +951,11 @@ impl MspManager {
         self.msps.insert(msp.id.clone(), msp);
     }
 
+    /// The MSPs, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Msp> {
+        self.msps.values()
+    }
+
     pub fn get(&self, msp_id: &str) -> Option<&Msp> {
         self.msps.get(msp_id)
     }
