@@ -28,34 +28,26 @@ use weft_proto::protos::{ChaincodeId, ChaincodeMessage};
 use weft_tls::grpc::{incoming, ConnInfo, Security};
 use weft_tls::Settings;
 
+use crate::handler::{ChaincodeStream, Invoker, StreamOptions};
 use crate::launchcerts::LaunchAuthority;
 
 /// How long a new stream may take to send its REGISTER.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A registered chaincode's stream, as the peer holds it.
-#[derive(Debug, Clone)]
-pub struct ConnectedChaincode {
-    pub package_id: String,
-    /// Messages to the chaincode.
-    pub to_chaincode: mpsc::Sender<ChaincodeMessage>,
-    /// Whether it registered in development mode (no launch certificate).
-    pub dev_mode: bool,
-}
-
 /// Chaincodes with a registered stream, by package id.
 #[derive(Debug, Default)]
 pub struct ChaincodeRegistry {
-    connected: Mutex<HashMap<String, ConnectedChaincode>>,
+    connected: Mutex<HashMap<String, ChaincodeStream>>,
     changed: Mutex<Option<watch::Sender<u64>>>,
 }
 
 impl ChaincodeRegistry {
-    pub fn get(&self, package_id: &str) -> Option<ConnectedChaincode> {
+    /// The open stream of `package_id`.
+    pub fn get(&self, package_id: &str) -> Option<ChaincodeStream> {
         self.connected
             .lock()
             .ok()
-            .and_then(|m| m.get(package_id).cloned())
+            .and_then(|m| m.get(package_id).filter(|s| !s.is_closed()).cloned())
     }
 
     pub fn package_ids(&self) -> Vec<String> {
@@ -87,7 +79,7 @@ impl ChaincodeRegistry {
         &self,
         package_id: &str,
         timeout: Duration,
-    ) -> Option<ConnectedChaincode> {
+    ) -> Option<ChaincodeStream> {
         let mut changes = self.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -103,16 +95,19 @@ impl ChaincodeRegistry {
         }
     }
 
-    fn insert(&self, c: ConnectedChaincode) {
+    pub(crate) fn insert(&self, c: ChaincodeStream) {
         if let Ok(mut m) = self.connected.lock() {
-            m.insert(c.package_id.clone(), c);
+            m.insert(c.package_id().to_owned(), c);
         }
         self.notify();
     }
 
-    fn remove(&self, package_id: &str) {
+    /// Forget `stream` (only if it is still the one recorded for its package).
+    pub(crate) fn remove(&self, package_id: &str) {
         if let Ok(mut m) = self.connected.lock() {
-            m.remove(package_id);
+            if m.get(package_id).is_some_and(|s| s.is_closed()) {
+                m.remove(package_id);
+            }
         }
         self.notify();
     }
@@ -124,6 +119,8 @@ pub struct ChaincodeSupportService {
     authority: Arc<LaunchAuthority>,
     registry: Arc<ChaincodeRegistry>,
     dev_mode: bool,
+    invoker: Option<Arc<dyn Invoker>>,
+    keepalive: Option<Duration>,
 }
 
 impl ChaincodeSupportService {
@@ -142,7 +139,21 @@ impl ChaincodeSupportService {
             authority,
             registry,
             dev_mode,
+            invoker: None,
+            keepalive: None,
         }
+    }
+
+    /// Where INVOKE_CHAINCODE requests of registered chaincode go (the peer's runtime).
+    pub fn with_invoker(mut self, invoker: Arc<dyn Invoker>) -> Self {
+        self.invoker = Some(invoker);
+        self
+    }
+
+    /// Send KEEPALIVE to registered chaincode this often (`chaincode.keepalive`).
+    pub fn with_keepalive(mut self, keepalive: Option<Duration>) -> Self {
+        self.keepalive = keepalive;
+        self
     }
 
     fn admit(
@@ -208,43 +219,26 @@ impl ChaincodeSupport for ChaincodeSupportService {
         let (to_chaincode, rx) = mpsc::channel(256);
         let _ = to_chaincode.send(message(MsgType::Registered)).await;
         let _ = to_chaincode.send(message(MsgType::Ready)).await;
-        self.registry.insert(ConnectedChaincode {
-            package_id: package_id.clone(),
-            to_chaincode: to_chaincode.clone(),
-            dev_mode,
-        });
-        tracing::info!(package_id = %package_id, chaincode = %remote, dev_mode, "chaincode stream ready");
-
         let registry = self.registry.clone();
         let authority = self.authority.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = inbound.next().await {
-                match msg {
-                    Ok(m) if m.r#type == MsgType::Keepalive as i32 => {}
-                    Ok(m) => {
-                        // Transactions are dispatched by the execution layer (issue 4, handler);
-                        // until then anything else is answered with ERROR for its transaction.
-                        let reply = ChaincodeMessage {
-                            r#type: MsgType::Error as i32,
-                            payload: b"this peer does not execute transactions on this stream yet"
-                                .to_vec()
-                                .into(),
-                            txid: m.txid,
-                            channel_id: m.channel_id,
-                            ..Default::default()
-                        };
-                        let _ = to_chaincode.send(reply).await;
-                    }
-                    Err(status) => {
-                        tracing::debug!(package_id = %package_id, "chaincode stream error: {}", status.message());
-                        break;
-                    }
-                }
-            }
-            registry.remove(&package_id);
-            authority.stopped(&package_id);
-            tracing::info!(package_id = %package_id, "chaincode stream ended");
-        });
+        let ended = package_id.clone();
+        let stream = ChaincodeStream::start(
+            package_id.clone(),
+            Box::pin(inbound),
+            to_chaincode,
+            self.invoker.clone(),
+            StreamOptions {
+                keepalive: self.keepalive,
+                dev_mode,
+            },
+            move || {
+                registry.remove(&ended);
+                authority.stopped(&ended);
+                tracing::info!(package_id = %ended, "chaincode stream ended");
+            },
+        );
+        self.registry.insert(stream);
+        tracing::info!(package_id = %package_id, chaincode = %remote, dev_mode, "chaincode stream ready");
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }
 }

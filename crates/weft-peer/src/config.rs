@@ -70,6 +70,9 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("chaincode.startuptimeout", false),
     ("chaincode.registrationWindow", false),
     ("chaincode.mode", false),
+    ("chaincode.keepalive", false),
+    ("ledger.state.totalQueryLimit", false),
+    ("ledger.history.enableHistoryDatabase", false),
     ("operations.listenAddress", false),
 ];
 
@@ -157,6 +160,8 @@ pub struct ChaincodeSection {
     pub registration_window: String,
     /// `net` (production) or `dev` (chaincode started by hand; see `--peer-chaincodedev`).
     pub mode: String,
+    /// Seconds between KEEPALIVE messages to chaincode; 0 turns them off (Fabric's default).
+    pub keepalive: u64,
 }
 
 impl Default for ChaincodeSection {
@@ -167,6 +172,46 @@ impl Default for ChaincodeSection {
             startup_timeout: "300s".into(),
             registration_window: "10m".into(),
             mode: "net".into(),
+            keepalive: 0,
+        }
+    }
+}
+
+/// `ledger`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LedgerSection {
+    pub state: LedgerStateSection,
+    pub history: LedgerHistorySection,
+}
+
+/// `ledger.state`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LedgerStateSection {
+    /// Results one query iterator may return at most.
+    pub total_query_limit: usize,
+}
+
+impl Default for LedgerStateSection {
+    fn default() -> Self {
+        LedgerStateSection {
+            total_query_limit: 100_000,
+        }
+    }
+}
+
+/// `ledger.history`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LedgerHistorySection {
+    pub enable_history_database: bool,
+}
+
+impl Default for LedgerHistorySection {
+    fn default() -> Self {
+        LedgerHistorySection {
+            enable_history_database: true,
         }
     }
 }
@@ -192,6 +237,7 @@ impl Default for OperationsSection {
 pub struct CoreConfig {
     pub peer: PeerSection,
     pub chaincode: ChaincodeSection,
+    pub ledger: LedgerSection,
     pub operations: OperationsSection,
     /// Directory relative paths are resolved against (the directory of core.yaml).
     #[serde(skip)]
@@ -379,6 +425,11 @@ impl CoreConfig {
     pub fn execute_timeout(&self) -> std::time::Duration {
         parse_duration(&self.chaincode.execute_timeout)
             .unwrap_or(std::time::Duration::from_secs(30))
+    }
+
+    pub fn startup_timeout(&self) -> std::time::Duration {
+        parse_duration(&self.chaincode.startup_timeout)
+            .unwrap_or(std::time::Duration::from_secs(300))
     }
 
     pub fn registration_window(&self) -> std::time::Duration {

@@ -10,9 +10,24 @@
 //! - [`package`]: Fabric's chaincode package format, package ids, and the install store.
 //! - [`builders`]: external builders (`detect`/`build`/`release`/`run`) and `connection.json`
 //!   for chaincode as a service (seed 001).
+//! - [`runtime`]: builds, launches (with per-launch credentials) or dials (chaincode as a
+//!   service) chaincode on first use.
+//! - [`handler`]: the peer's side of a registered chaincode stream: executions and the
+//!   chaincode's state requests.
+//! - [`simulator`]: a transaction's reads and writes over a snapshot of the state database,
+//!   producing Fabric read/write sets.
+//! - [`endorser`]: `ProcessProposal`: header, tx id and creator checks, execution, signed
+//!   endorsement.
+//! - [`channel`]: the channels a peer serves (MSPs, state, chaincode definitions).
 
 pub mod builders;
 pub mod chaincode_service;
+pub mod channel;
 pub mod config;
+pub mod endorser;
+pub mod handler;
 pub mod launchcerts;
+pub mod node;
 pub mod package;
+pub mod runtime;
+pub mod simulator;

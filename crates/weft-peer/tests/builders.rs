@@ -1,5 +1,5 @@
 //! External builders: the runner against small `sh` builders, `connection.json`, and the
-//! builders weft ships (`builders/ccaas`, `builders/binary`) end to end.
+//! builders weft ships (`builders/ccaas`, `builders/binary`, `builders/node`) end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1172,10 +1172,13 @@ async fn tls_client_from_connection_json_handshakes_and_names_its_fields() {
 fn shipped_builders_share_one_json_helper() {
     let a = std::fs::read(shipped("ccaas").join("lib/json.awk")).unwrap();
     let b = std::fs::read(shipped("binary").join("lib/json.awk")).unwrap();
+    let c = std::fs::read(shipped("node").join("lib/json.awk")).unwrap();
     assert_eq!(a, b, "builders/*/lib/json.awk must stay identical");
+    assert_eq!(a, c, "builders/*/lib/json.awk must stay identical");
     for (name, steps) in [
         ("ccaas", &["detect", "build", "release"][..]),
         ("binary", &["detect", "build", "release", "run"][..]),
+        ("node", &["detect", "build", "release", "run"][..]),
     ] {
         for step in steps {
             assert_eq!(
@@ -1553,4 +1556,269 @@ async fn shipped_binary_builder_refuses_what_it_cannot_run() {
     std::fs::create_dir_all(src.join("dir")).unwrap();
     let msg = build_err("a:7", src.clone(), r#"{"type":"binary","path":"dir"}"#).await;
     assert!(msg.contains("not a regular file"), "{msg}");
+}
+
+fn node_set(run_dir: &Path) -> BuilderSet {
+    BuilderSet::new(vec![
+        ExternalBuilder::new("binary", shipped("binary")),
+        ExternalBuilder::new("ccaas", shipped("ccaas")),
+        ExternalBuilder::new("node", shipped("node")),
+    ])
+    .unwrap()
+    .with_run_dir(run_dir)
+}
+
+/// A node package's code as Fabric and weft lay it out: the application under `src/`,
+/// `META-INF/` at the top. `node_modules` is already there (so the build does not run npm),
+/// with a stand-in `fabric-chaincode-node` that records what it was started with.
+fn node_package(root: &Path, name: &str, out: &Path, wait: bool) -> PathBuf {
+    let src = root.join(name);
+    let app = src.join("src");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"assetcc","version":"1.0.0","main":"index.js","scripts":{"start":"fabric-chaincode-node start"},"dependencies":{"fabric-contract-api":"2.5.8"}}"#,
+    )
+    .unwrap();
+    std::fs::write(app.join("index.js"), "module.exports.contracts = [];\n").unwrap();
+    std::fs::write(app.join("lib/contract.js"), "// contract\n").unwrap();
+    std::fs::create_dir_all(src.join("META-INF/statedb/couchdb/indexes")).unwrap();
+    std::fs::write(
+        src.join("META-INF/statedb/couchdb/indexes/owner.json"),
+        r#"{"index":{"fields":["Owner"]}}"#,
+    )
+    .unwrap();
+    let o = out.display();
+    let cli = recording_chaincode(out, wait).replacen(
+        "#!/bin/sh\n",
+        &format!("#!/bin/sh\npwd -P > {o}/cwd\necho $$ > {o}/pid\n"),
+        1,
+    );
+    write_exec(&app.join("node_modules/.bin/fabric-chaincode-node"), &cli);
+    src
+}
+
+#[tokio::test]
+async fn shipped_node_builder_detects_and_builds_node_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let builds = root.join("builds");
+    let set = node_set(&root.join("run"));
+
+    // Claimed whatever the case of "type"; the application goes to BLD/src with META-INF.
+    let src = node_package(root, "pkg", &out, false);
+    let md = br#"{"type":"Node","label":"assetcc"}"#;
+    let built = set.build("assetcc:1", &src, md, &builds).await.unwrap();
+    assert_eq!(built.builder, "node");
+    assert!(built.connection.is_none());
+    let app = built.bld_dir.join("src");
+    for file in [
+        "package.json",
+        "index.js",
+        "lib/contract.js",
+        "META-INF/statedb/couchdb/indexes/owner.json",
+    ] {
+        assert_eq!(
+            std::fs::read(app.join(file)).unwrap(),
+            std::fs::read(if file.starts_with("META-INF") {
+                src.join(file)
+            } else {
+                src.join("src").join(file)
+            })
+            .unwrap(),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        mode(&app.join("node_modules/.bin/fabric-chaincode-node")) & 0o111,
+        0o111
+    );
+    assert_eq!(
+        std::fs::read(built.bld_dir.join("metadata.json")).unwrap(),
+        md
+    );
+    assert_eq!(
+        std::fs::read_to_string(built.release_dir.join("statedb/couchdb/indexes/owner.json"))
+            .unwrap(),
+        r#"{"index":{"fields":["Owner"]}}"#
+    );
+
+    // package.json at the top of the code archive is accepted too.
+    let flat = root.join("flat");
+    std::fs::create_dir_all(flat.join("node_modules")).unwrap();
+    std::fs::write(flat.join("package.json"), r#"{"name":"flat"}"#).unwrap();
+    std::fs::write(flat.join("index.js"), "").unwrap();
+    let built = set
+        .build("flat:1", &flat, &metadata("node"), &builds)
+        .await
+        .unwrap();
+    assert_eq!(built.builder, "node");
+    assert!(built.bld_dir.join("src/package.json").exists());
+    assert!(built.bld_dir.join("src/index.js").exists());
+
+    // Declined: no package.json, or another type (which the other builders decline too).
+    let empty = root.join("empty");
+    std::fs::create_dir_all(empty.join("src")).unwrap();
+    std::fs::write(empty.join("src/index.js"), "").unwrap();
+    let e = set
+        .build("empty:1", &empty, &metadata("node"), &builds)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BuildError::NotClaimed { .. }), "{e}");
+    let e = set
+        .build("golang:1", &src, &metadata("golang"), &builds)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BuildError::NotClaimed { .. }), "{e}");
+    assert!(e.to_string().contains("'binary', 'ccaas', 'node'"), "{e}");
+    let e = set
+        .build("binary:1", &src, &metadata("binary"), &builds)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, BuildError::StepFailed { ref builder, .. } if builder == "binary"),
+        "the binary builder claims it, not node: {e}"
+    );
+}
+
+#[tokio::test]
+async fn shipped_node_builder_runs_fabric_chaincode_node_with_fabrics_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    let builds = root.join("builds");
+    let set = node_set(&root.join("run"));
+
+    let src = node_package(root, "pkg", &out, false);
+    let built = set
+        .build("mycc:1234", &src, &metadata("node"), &builds)
+        .await
+        .unwrap();
+    let p = pki("node");
+    let mut running = set.run(&built, run_metadata(&p)).await.unwrap();
+    let pid = running.id().unwrap();
+    let runmeta = running.runmeta_dir().to_owned();
+    let status = running.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap();
+    assert_eq!(
+        read("args"),
+        "start\n--peer.address\npeer0.org1.example.com:7052\n"
+    );
+    assert_eq!(
+        read("pid").trim(),
+        pid.to_string(),
+        "bin/run execs the chaincode"
+    );
+    assert_eq!(
+        Path::new(read("cwd").trim()),
+        built.bld_dir.join("src").canonicalize().unwrap(),
+        "fabric-chaincode-node loads the module in its working directory"
+    );
+    let env = env_map(&read("env"));
+    let core: BTreeMap<&str, &str> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("CORE_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let tls_dir = runmeta.join("tls");
+    let f = |name: &str| tls_dir.join(name).display().to_string();
+    let expected: BTreeMap<&str, String> = BTreeMap::from([
+        ("CORE_CHAINCODE_ID_NAME", "mycc:1234".to_owned()),
+        ("CORE_PEER_TLS_ENABLED", "true".to_owned()),
+        ("CORE_PEER_LOCALMSPID", "Org1MSP".to_owned()),
+        ("CORE_PEER_TLS_ROOTCERT_FILE", f("root.crt")),
+        ("CORE_TLS_CLIENT_KEY_PATH", f("client.key.b64")),
+        ("CORE_TLS_CLIENT_CERT_PATH", f("client.crt.b64")),
+        ("CORE_TLS_CLIENT_KEY_FILE", f("client.key")),
+        ("CORE_TLS_CLIENT_CERT_FILE", f("client.crt")),
+    ]);
+    assert_eq!(
+        core,
+        expected
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<BTreeMap<_, _>>()
+    );
+    for name in env.keys() {
+        assert!(
+            name.starts_with("CORE_")
+                || ["PATH", "LD_LIBRARY_PATH", "LIBPATH", "TMPDIR"].contains(&name.as_str())
+                || SHELL_VARS.contains(&name.as_str()),
+            "chaincode saw {name}"
+        );
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(read("key.pem"), p.key_pem);
+    assert_eq!(read("cert.pem"), p.cert_pem);
+    assert_eq!(read("root.pem"), p.ca_pem);
+    assert_eq!(
+        read("key.b64"),
+        b64.encode(&p.key_pem),
+        "fabric-shim base64-decodes the _PATH files"
+    );
+    assert_eq!(read("cert.b64"), b64.encode(&p.cert_pem));
+    assert_eq!(read("modes"), "600\n600\n700\n");
+    assert!(!runmeta.exists(), "the TLS files go with RUNMETA");
+
+    // Without TLS: CORE_PEER_TLS_ENABLED=false, no file variables; no MSP id given.
+    let mut running = set
+        .run(
+            &built,
+            RunMetadata {
+                chaincode_id: "mycc:1234".into(),
+                peer_address: "127.0.0.1:7052".into(),
+                ..RunMetadata::default()
+            },
+        )
+        .await
+        .unwrap();
+    let runmeta = running.runmeta_dir().to_owned();
+    assert!(running.wait().await.unwrap().success());
+    let env = env_map(&read("env"));
+    let core: BTreeMap<&str, &str> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("CORE_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        core,
+        BTreeMap::from([
+            ("CORE_CHAINCODE_ID_NAME", "mycc:1234"),
+            ("CORE_PEER_TLS_ENABLED", "false"),
+        ])
+    );
+    assert_eq!(read("args"), "start\n--peer.address\n127.0.0.1:7052\n");
+    assert!(!runmeta.exists());
+
+    // Stopping: SIGTERM reaches the chaincode itself, and its status is the run's.
+    let src_wait = node_package(root, "pkg-wait", &out, true);
+    let built = set
+        .build("waiting:1", &src_wait, &metadata("node"), &builds)
+        .await
+        .unwrap();
+    std::fs::remove_file(out.join("ready")).unwrap();
+    let mut running = set.run(&built, run_metadata(&p)).await.unwrap();
+    wait_for_file(&out.join("ready")).await;
+    assert!(running.runmeta_dir().join("tls/client.key.b64").exists());
+    let status = running.stop(Duration::from_secs(5)).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(out.join("stopped").exists());
+    assert!(!running.runmeta_dir().exists());
+
+    // Without fabric-chaincode-node (and no other start script) the run fails.
+    std::fs::remove_file(
+        built
+            .bld_dir
+            .join("src/node_modules/.bin/fabric-chaincode-node"),
+    )
+    .unwrap();
+    let mut running = set.run(&built, run_metadata(&p)).await.unwrap();
+    assert!(!running.wait().await.unwrap().success());
+    assert!(!running.runmeta_dir().exists());
 }

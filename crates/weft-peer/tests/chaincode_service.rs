@@ -116,7 +116,7 @@ async fn a_genuine_launch_registers_and_its_stream_is_tracked() {
         .wait_registered("asset:0a1b", WAIT)
         .await
         .expect("registered");
-    assert!(!connected.dev_mode);
+    assert!(!connected.dev_mode());
     assert_eq!(peer.registry.package_ids(), ["asset:0a1b"]);
     running.abort();
     // The stream ends with the chaincode; the registry forgets it.
@@ -304,7 +304,7 @@ async fn raw_register(
         .registry
         .wait_registered(name, WAIT)
         .await
-        .map(|c| c.dev_mode);
+        .map(|c| c.dev_mode());
     drop(tx);
     Ok((answers, record))
 }

@@ -1,0 +1,436 @@
+//! The endorser: `protos.Endorser/ProcessProposal`.
+//!
+//! A proposal is checked as Fabric checks it — header type ENDORSER_TRANSACTION, epoch 0, a
+//! nonce and a creator, `tx_id = hex(sha256(nonce || creator))`, the creator a valid member of
+//! one of the channel's MSPs whose signature over the proposal bytes verifies, and a tx id
+//! that is neither on the ledger nor being endorsed right now — then the chaincode runs on a
+//! simulator over the channel's state, and the result is signed by the peer:
+//! `ProposalResponsePayload{proposal_hash, ChaincodeAction{rwset, event, response, chaincode}}`
+//! with the endorsement signature over `payload || endorser`.
+//!
+//! As in Fabric, a proposal that fails is answered with a `ProposalResponse` whose response
+//! has status 500 and a message saying why (a gRPC error is kept for transport problems), and
+//! a chaincode response with status >= 400 is returned without an endorsement.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use prost::Message;
+use tonic::{Request, Response as GrpcResponse, Status};
+use weft_msp::msp::SigningIdentity;
+use weft_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
+use weft_proto::protos::endorser_server::{Endorser as EndorserRpc, EndorserServer};
+use weft_proto::protos::{
+    ChaincodeAction, ChaincodeHeaderExtension, ChaincodeId, ChaincodeInvocationSpec,
+    ChaincodeProposalPayload, Endorsement, Proposal, ProposalResponse, ProposalResponsePayload,
+    Response, SignedProposal,
+};
+
+use crate::channel::Channels;
+use crate::handler::{SharedSim, TxRequest};
+use crate::runtime::ChaincodeRuntime;
+use crate::simulator::{QueryLimits, TxSimulator};
+
+/// Responses at or above this status are failures (Fabric's shim `ERRORTHRESHOLD`).
+pub const ERROR_THRESHOLD: i32 = 400;
+
+/// A proposal's parts, decoded and checked.
+#[derive(Debug, Clone)]
+pub struct UnpackedProposal {
+    pub channel_header: ChannelHeader,
+    pub signature_header: SignatureHeader,
+    pub chaincode_name: String,
+    pub invocation: ChaincodeInvocationSpec,
+    pub transient_map_len: usize,
+    /// `sha256(channel_header || signature_header || payload without transient map)`.
+    pub proposal_hash: [u8; 32],
+}
+
+/// Why a proposal was not endorsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProposalError(pub String);
+
+fn bad(msg: impl Into<String>) -> ProposalError {
+    ProposalError(msg.into())
+}
+
+/// Decode a signed proposal and check its headers (not yet the creator).
+pub fn unpack(signed: &SignedProposal) -> Result<UnpackedProposal, ProposalError> {
+    if signed.proposal_bytes.is_empty() {
+        return Err(bad("the signed proposal has no proposal bytes"));
+    }
+    let proposal = Proposal::decode(signed.proposal_bytes.clone())
+        .map_err(|e| bad(format!("malformed proposal: {e}")))?;
+    let header = Header::decode(proposal.header.clone())
+        .map_err(|e| bad(format!("malformed proposal header: {e}")))?;
+    let chdr = ChannelHeader::decode(header.channel_header.clone())
+        .map_err(|e| bad(format!("malformed channel header: {e}")))?;
+    let shdr = SignatureHeader::decode(header.signature_header.clone())
+        .map_err(|e| bad(format!("malformed signature header: {e}")))?;
+    if chdr.r#type != HeaderType::EndorserTransaction as i32 {
+        let name = HeaderType::try_from(chdr.r#type)
+            .map(|t| t.as_str_name().to_owned())
+            .unwrap_or_else(|_| chdr.r#type.to_string());
+        return Err(bad(format!(
+            "invalid header type {name}: proposals must be ENDORSER_TRANSACTION"
+        )));
+    }
+    if chdr.epoch != 0 {
+        return Err(bad(format!(
+            "invalid epoch in channel header: expected 0, got {}",
+            chdr.epoch
+        )));
+    }
+    if shdr.nonce.is_empty() {
+        return Err(bad("the signature header has no nonce"));
+    }
+    if shdr.creator.is_empty() {
+        return Err(bad("the signature header has no creator"));
+    }
+    let expected = weft_crypto::hex(&weft_crypto::sha256(
+        &[shdr.nonce.as_ref(), shdr.creator.as_ref()].concat(),
+    ));
+    if chdr.tx_id != expected {
+        return Err(bad(format!(
+            "incorrectly formed tx id {:?}: it must be hex(sha256(nonce || creator)) = {expected}",
+            chdr.tx_id
+        )));
+    }
+    if chdr.channel_id.is_empty() {
+        return Err(bad(
+            "the proposal names no channel (channel-less system chaincode calls are not served)",
+        ));
+    }
+    let ext = ChaincodeHeaderExtension::decode(chdr.extension.clone())
+        .map_err(|e| bad(format!("malformed chaincode header extension: {e}")))?;
+    let chaincode_name = ext.chaincode_id.map(|id| id.name).unwrap_or_default();
+    if chaincode_name.is_empty() {
+        return Err(bad("the proposal's header names no chaincode"));
+    }
+    let cpp = ChaincodeProposalPayload::decode(proposal.payload.clone())
+        .map_err(|e| bad(format!("malformed chaincode proposal payload: {e}")))?;
+    let invocation = ChaincodeInvocationSpec::decode(cpp.input.clone())
+        .map_err(|e| bad(format!("malformed chaincode invocation spec: {e}")))?;
+    let without_transient = ChaincodeProposalPayload {
+        input: cpp.input.clone(),
+        transient_map: Default::default(),
+    }
+    .encode_to_vec();
+    let proposal_hash = weft_crypto::sha256(
+        &[
+            header.channel_header.as_ref(),
+            header.signature_header.as_ref(),
+            &without_transient,
+        ]
+        .concat(),
+    );
+    Ok(UnpackedProposal {
+        channel_header: chdr,
+        signature_header: shdr,
+        chaincode_name,
+        invocation,
+        transient_map_len: cpp.transient_map.len(),
+        proposal_hash,
+    })
+}
+
+/// The endorser.
+#[derive(Debug)]
+pub struct Endorser {
+    channels: Arc<Channels>,
+    runtime: Arc<ChaincodeRuntime>,
+    identity: Arc<SigningIdentity>,
+    limits: QueryLimits,
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// Removes a tx id from the in-flight set when its endorsement ends.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<(String, String)>>,
+    key: (String, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut set = match self.set.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        set.remove(&self.key);
+    }
+}
+
+fn failure(status: i32, message: impl Into<String>) -> ProposalResponse {
+    ProposalResponse {
+        response: Some(Response {
+            status,
+            message: message.into(),
+            payload: Bytes::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+impl Endorser {
+    pub fn new(
+        channels: Arc<Channels>,
+        runtime: Arc<ChaincodeRuntime>,
+        identity: Arc<SigningIdentity>,
+        limits: QueryLimits,
+    ) -> Self {
+        Endorser {
+            channels,
+            runtime,
+            identity,
+            limits,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Endorse one proposal; failures are responses with status 500.
+    pub async fn process(&self, signed: &SignedProposal) -> ProposalResponse {
+        match self.endorse(signed).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("proposal refused: {e}");
+                failure(500, e.0)
+            }
+        }
+    }
+
+    async fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, ProposalError> {
+        let up = unpack(signed)?;
+        let chdr = &up.channel_header;
+        let channel = self.channels.get(&chdr.channel_id).ok_or_else(|| {
+            bad(format!(
+                "channel {:?} is not served by this peer",
+                chdr.channel_id
+            ))
+        })?;
+        let creator = channel
+            .msps()
+            .verify_signature(
+                &up.signature_header.creator,
+                &signed.proposal_bytes,
+                &signed.signature,
+            )
+            .map_err(|e| {
+                bad(format!(
+                    "access denied: channel {:?}, tx {}: the creator is not accepted: {e}",
+                    chdr.channel_id, chdr.tx_id
+                ))
+            })?;
+        if channel.is_committed(&chdr.tx_id) {
+            return Err(bad(format!(
+                "duplicate transaction: tx id {} is already on the ledger of channel {:?}",
+                chdr.tx_id, chdr.channel_id
+            )));
+        }
+        let _guard = {
+            let key = (chdr.channel_id.clone(), chdr.tx_id.clone());
+            let mut set = match self.in_flight.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            if !set.insert(key.clone()) {
+                return Err(bad(format!(
+                    "duplicate transaction: tx id {} is being endorsed already on channel {:?}",
+                    chdr.tx_id, chdr.channel_id
+                )));
+            }
+            InFlight {
+                set: &self.in_flight,
+                key,
+            }
+        };
+        let spec = up.invocation.chaincode_spec.clone().unwrap_or_default();
+        let input = spec.input.unwrap_or_default();
+        let view = channel.state().read().await;
+        let sim: SharedSim = Arc::new(Mutex::new(TxSimulator::new(
+            chdr.tx_id.clone(),
+            view,
+            self.limits,
+        )));
+        let req = TxRequest {
+            channel_id: chdr.channel_id.clone(),
+            txid: chdr.tx_id.clone(),
+            chaincode_name: up.chaincode_name.clone(),
+            is_init: input.is_init,
+            input: input.encode_to_vec().into(),
+            signed_proposal: Some(signed.clone()),
+        };
+        tracing::debug!(channel = %chdr.channel_id, txid = %chdr.tx_id, chaincode = %up.chaincode_name, creator = %creator.subject, "endorsing");
+        let outcome = self.runtime.execute(req, sim.clone()).await.map_err(|e| {
+            bad(format!(
+                "error in simulation: transaction {}: {e}",
+                chdr.tx_id
+            ))
+        })?;
+        let response = outcome.response;
+        if response.status >= ERROR_THRESHOLD {
+            return Ok(ProposalResponse {
+                response: Some(response),
+                ..Default::default()
+            });
+        }
+        let sim = Arc::try_unwrap(sim).map_err(|_| {
+            bad(format!(
+                "transaction {}: the simulator is still in use by a chaincode call",
+                chdr.tx_id
+            ))
+        })?;
+        let sim = sim.into_inner().unwrap_or_else(|p| p.into_inner());
+        let results = sim.into_results().encode_to_vec();
+        let events = match &outcome.event {
+            Some(ev) => {
+                if ev.tx_id != chdr.tx_id && !ev.tx_id.is_empty() {
+                    return Err(bad(format!(
+                        "the chaincode event names tx {} instead of {}",
+                        ev.tx_id, chdr.tx_id
+                    )));
+                }
+                ev.encode_to_vec()
+            }
+            None => Vec::new(),
+        };
+        let action = ChaincodeAction {
+            results: results.into(),
+            events: events.into(),
+            response: Some(response.clone()),
+            chaincode_id: Some(ChaincodeId {
+                name: up.chaincode_name.clone(),
+                ..Default::default()
+            }),
+        };
+        let prp = ProposalResponsePayload {
+            proposal_hash: Bytes::copy_from_slice(&up.proposal_hash),
+            extension: action.encode_to_vec().into(),
+        }
+        .encode_to_vec();
+        let endorser = self.identity.serialize();
+        let signature = self
+            .identity
+            .sign(&[prp.as_slice(), endorser.as_slice()].concat())
+            .map_err(|e| bad(format!("the peer could not sign the endorsement: {e}")))?;
+        Ok(ProposalResponse {
+            version: 1,
+            timestamp: None,
+            response: Some(response),
+            payload: prp.into(),
+            endorsement: Some(Endorsement {
+                endorser: endorser.into(),
+                signature: signature.into(),
+            }),
+            interest: None,
+        })
+    }
+
+    /// The gRPC service.
+    pub fn into_service(self: Arc<Self>) -> EndorserServer<EndorserService> {
+        EndorserServer::new(EndorserService(self))
+    }
+}
+
+/// `protos.Endorser` over an [`Endorser`].
+#[derive(Debug, Clone)]
+pub struct EndorserService(pub Arc<Endorser>);
+
+#[tonic::async_trait]
+impl EndorserRpc for EndorserService {
+    async fn process_proposal(
+        &self,
+        request: Request<SignedProposal>,
+    ) -> Result<GrpcResponse<ProposalResponse>, Status> {
+        let signed = request.into_inner();
+        Ok(GrpcResponse::new(self.0.process(&signed).await))
+    }
+}
+
+/// A signed proposal to invoke `chaincode` on `channel` with `args`, as a Fabric client
+/// makes it: a fresh 24-byte nonce, `tx_id = hex(sha256(nonce || creator))`, the creator's
+/// signature over the proposal bytes. Returns the proposal and its tx id.
+pub fn signed_proposal(
+    signer: &SigningIdentity,
+    channel: &str,
+    chaincode: &str,
+    args: &[&[u8]],
+    transient: &[(&str, &[u8])],
+) -> Result<(SignedProposal, String), weft_msp::Error> {
+    use weft_proto::protos::{ChaincodeInput, ChaincodeSpec};
+    let creator = signer.serialize();
+    let nonce = weft_crypto::random_bytes(24).map_err(|source| weft_msp::Error::Crypto {
+        what: "proposal nonce".to_owned(),
+        source,
+    })?;
+    let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[nonce.as_slice(), &creator].concat()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let chdr = ChannelHeader {
+        r#type: HeaderType::EndorserTransaction as i32,
+        version: 0,
+        timestamp: Some(prost_types::Timestamp {
+            seconds: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
+        }),
+        channel_id: channel.to_owned(),
+        tx_id: tx_id.clone(),
+        epoch: 0,
+        extension: ChaincodeHeaderExtension {
+            chaincode_id: Some(ChaincodeId {
+                name: chaincode.to_owned(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec()
+        .into(),
+        tls_cert_hash: Bytes::new(),
+    };
+    let shdr = SignatureHeader {
+        creator: creator.into(),
+        nonce: nonce.into(),
+    };
+    let input = ChaincodeInvocationSpec {
+        chaincode_spec: Some(ChaincodeSpec {
+            r#type: 0,
+            chaincode_id: Some(ChaincodeId {
+                name: chaincode.to_owned(),
+                ..Default::default()
+            }),
+            input: Some(ChaincodeInput {
+                args: args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+                ..Default::default()
+            }),
+            timeout: 0,
+        }),
+    };
+    let proposal = Proposal {
+        header: Header {
+            channel_header: chdr.encode_to_vec().into(),
+            signature_header: shdr.encode_to_vec().into(),
+        }
+        .encode_to_vec()
+        .into(),
+        payload: ChaincodeProposalPayload {
+            input: input.encode_to_vec().into(),
+            transient_map: transient
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v)))
+                .collect(),
+        }
+        .encode_to_vec()
+        .into(),
+        extension: Bytes::new(),
+    };
+    let proposal_bytes = proposal.encode_to_vec();
+    let signature = signer.sign(&proposal_bytes)?;
+    Ok((
+        SignedProposal {
+            proposal_bytes: proposal_bytes.into(),
+            signature: signature.into(),
+        },
+        tx_id,
+    ))
+}

@@ -1,0 +1,948 @@
+//! The peer end to end in one process: `PeerNode::start` from a core.yaml, proposals to the
+//! endorser over mutual TLS, chaincode as a service dialed from connection.json (weft-shim
+//! chaincode servers), read/write sets, signatures, and the attacks on the CCaaS link.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::oneshot;
+use weft_crypto::{
+    CertificateAuthority, KeyAlgorithm, LeafProfile, LeafRequest, Subject, Validity,
+};
+use weft_ledger::{HistoryEntry, UpdateBatch, Version};
+use weft_msp::msp::SigningIdentity;
+use weft_peer::config::CoreConfig;
+use weft_peer::endorser::signed_proposal;
+use weft_peer::node::{PeerNode, StartOptions};
+use weft_peer::package::{ChaincodePackage, InstallStore};
+use weft_proto::kvrwset::{range_query_info::ReadsInfo, KvrwSet};
+use weft_proto::protos::endorser_client::EndorserClient;
+use weft_proto::protos::{
+    ChaincodeAction, ProposalResponse, ProposalResponsePayload, SignedProposal,
+};
+use weft_proto::rwset::TxReadWriteSet;
+use weft_shim::{ChaincodeServer, Response, ServerConfig, ServerTls, Stub};
+
+const CHANNEL: &str = "mychannel";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Crypto material generated once per test (fast: a few P-256 keys).
+struct Material {
+    dir: tempfile::TempDir,
+}
+
+impl Material {
+    fn new() -> Material {
+        let dir = tempfile::tempdir().unwrap();
+        weft_msp::cryptogen::generate(
+            &weft_msp::cryptogen::default_network_config(),
+            &dir.path().join("crypto"),
+            &weft_msp::cryptogen::GenerateOptions::default(),
+        )
+        .unwrap();
+        Material { dir }
+    }
+    fn org1(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("crypto/peerOrganizations/org1.example.com")
+    }
+    fn user(&self) -> SigningIdentity {
+        SigningIdentity::from_local_msp_dir(
+            &self.org1().join("users/User1@org1.example.com/msp"),
+            "Org1MSP",
+        )
+        .unwrap()
+    }
+    fn org2_user(&self) -> SigningIdentity {
+        SigningIdentity::from_local_msp_dir(
+            &self
+                .dir
+                .path()
+                .join("crypto/peerOrganizations/org2.example.com/users/User1@org2.example.com/msp"),
+            "Org2MSP",
+        )
+        .unwrap()
+    }
+}
+
+struct Net {
+    m: Material,
+    node: Option<PeerNode>,
+    store_dir: PathBuf,
+}
+
+fn core_yaml(m: &Material, fs: &Path, extra: &str) -> String {
+    let org1 = m.org1();
+    let peer = org1.join("peers/peer0.org1.example.com");
+    format!(
+        r#"
+peer:
+  id: peer0.org1.example.com
+  listenAddress: 127.0.0.1:0
+  address: 127.0.0.1:7051
+  chaincodeListenAddress: 127.0.0.1:0
+  fileSystemPath: {fs}
+  mspConfigPath: {msp}
+  localMspId: Org1MSP
+  tls:
+    enabled: true
+    clientAuthRequired: true
+    cert: {{ file: {tls}/server.crt }}
+    key: {{ file: {tls}/server.key }}
+    rootcert: {{ file: {tls}/ca.crt }}
+chaincode:
+  executetimeout: 3s
+  startuptimeout: 20s
+  externalBuilders:
+    - name: ccaas
+      path: {repo}/builders/ccaas
+    - name: binary
+      path: {repo}/builders/binary
+{extra}
+"#,
+        fs = fs.display(),
+        msp = peer.join("msp").display(),
+        tls = peer.join("tls").display(),
+        repo = repo().display(),
+    )
+}
+
+impl Net {
+    async fn start() -> Net {
+        Self::start_with("").await
+    }
+
+    async fn start_with(extra: &str) -> Net {
+        let m = Material::new();
+        let fs = m.dir.path().join("peer");
+        let core = m.dir.path().join("core.yaml");
+        std::fs::write(&core, core_yaml(&m, &fs, extra)).unwrap();
+        let channels = m.dir.path().join("channels.yaml");
+        std::fs::write(
+            &channels,
+            format!(
+                "channels:\n  - name: {CHANNEL}\n    msps:\n      - id: Org1MSP\n        dir: {}\n",
+                m.org1().join("msp").display()
+            ),
+        )
+        .unwrap();
+        let cfg = CoreConfig::load(Some(&core), |_| None).unwrap();
+        let node = PeerNode::start(
+            &cfg,
+            StartOptions {
+                channels_file: Some(channels),
+                dev_mode: false,
+            },
+        )
+        .await
+        .unwrap();
+        Net {
+            m,
+            node: Some(node),
+            store_dir: fs,
+        }
+    }
+
+    fn node(&self) -> &PeerNode {
+        self.node.as_ref().unwrap()
+    }
+
+    /// Install a ccaas package for `conn` and define it as `name` on the channel.
+    fn install_ccaas(&self, label: &str, name: &str, conn: &serde_json::Value) -> String {
+        let src = self.m.dir.path().join(format!("src-{label}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("connection.json"), conn.to_string()).unwrap();
+        let code = weft_peer::package::code_archive_from_directory(&src, "ccaas").unwrap();
+        let pkg = ChaincodePackage::build(label, "ccaas", "", &code).unwrap();
+        let store = InstallStore::open(&self.store_dir).unwrap();
+        let id = store.install(&pkg).unwrap().chaincode.package_id;
+        let ch = self.node().channels.get(CHANNEL).unwrap();
+        ch.define_chaincode(name, id.clone());
+        id
+    }
+
+    async fn endorse(&self, signed: &SignedProposal) -> ProposalResponse {
+        self.node().endorser.process(signed).await
+    }
+
+    async fn invoke(&self, cc: &str, args: &[&str]) -> ProposalResponse {
+        let user = self.m.user();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (sp, _) = signed_proposal(&user, CHANNEL, cc, &args, &[]).unwrap();
+        self.endorse(&sp).await
+    }
+
+    async fn seed(&self, ns: &str, entries: &[(&str, &str)], block: u64) {
+        let ch = self.node().channels.get(CHANNEL).unwrap();
+        let mut batch = UpdateBatch::new();
+        for (i, (k, v)) in entries.iter().enumerate() {
+            let version = Version::new(block, i as u64);
+            batch.put(
+                ns,
+                k,
+                Bytes::copy_from_slice(v.as_bytes()),
+                Bytes::new(),
+                version,
+            );
+            batch.add_history(
+                ns,
+                k,
+                version,
+                HistoryEntry {
+                    tx_id: format!("seed-{block}-{i}"),
+                    timestamp: Some((1_700_000_000 + block as i64, 0)),
+                    is_delete: false,
+                    value: Bytes::copy_from_slice(v.as_bytes()),
+                },
+            );
+        }
+        ch.state()
+            .apply(batch, Version::new(block, 0), false)
+            .await
+            .unwrap();
+    }
+
+    async fn stop(mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// Server TLS material for a chaincode server: a CA, and a server certificate for `sans`.
+struct ServerPki {
+    ca: CertificateAuthority,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn ca(name: &str) -> CertificateAuthority {
+    CertificateAuthority::new_root(
+        &Subject::cn(name),
+        Validity::from_now(time::Duration::days(1)),
+        KeyAlgorithm::EcdsaP256,
+    )
+    .unwrap()
+}
+
+fn leaf(
+    ca: &CertificateAuthority,
+    cn: &str,
+    sans: &[&str],
+    profile: LeafProfile,
+) -> (String, String) {
+    let issued = ca
+        .issue(&LeafRequest::new(Subject::cn(cn), profile).sans(sans.iter().copied()))
+        .unwrap();
+    (
+        issued.pem(),
+        weft_crypto::pem::encode("PRIVATE KEY", issued.key.pkcs8_der()),
+    )
+}
+
+fn server_pki(sans: &[&str]) -> ServerPki {
+    let ca = ca("chaincode server CA");
+    let (cert_pem, key_pem) = leaf(&ca, "chaincode", sans, LeafProfile::TlsServer);
+    ServerPki {
+        ca,
+        cert_pem,
+        key_pem,
+    }
+}
+
+/// The test chaincode: one function per chaincode message type.
+#[derive(Clone)]
+struct Probe;
+
+fn ok(payload: impl Into<Bytes>) -> Response {
+    Response::success(payload)
+}
+
+impl weft_shim::Chaincode for Probe {
+    async fn init(&self, _stub: Stub) -> Response {
+        ok("init")
+    }
+
+    async fn invoke(&self, stub: Stub) -> Response {
+        let (f, a) = stub.function_and_parameters();
+        let r: Result<Response, weft_shim::ChaincodeError> = async {
+            Ok(match f.as_str() {
+                "put" => {
+                    stub.put_state(&a[0], a[1].clone().into_bytes()).await?;
+                    ok("")
+                }
+                "get" => ok(stub.get_state(&a[0]).await?.unwrap_or_default()),
+                "getput" => {
+                    let v = stub.get_state(&a[0]).await?.unwrap_or_default();
+                    stub.put_state(&a[1], v).await?;
+                    stub.del_state(&a[2]).await?;
+                    ok("")
+                }
+                "range" => {
+                    let it = stub.get_state_by_range(&a[0], &a[1]).await?;
+                    let all = it.collect_all().await?;
+                    ok(all.len().to_string())
+                }
+                "rangefirst" => {
+                    let mut it = stub.get_state_by_range(&a[0], &a[1]).await?;
+                    let first = it.next().await?.map(|kv| kv.key).unwrap_or_default();
+                    it.close().await?;
+                    ok(first)
+                }
+                "page" => {
+                    let size: i32 = a[2].parse().unwrap();
+                    let (it, meta) = stub
+                        .get_state_by_range_with_pagination(&a[0], &a[1], size, &a[3])
+                        .await?;
+                    let n = it.collect_all().await?.len();
+                    ok(format!(
+                        "{n} {} {}",
+                        meta.fetched_records_count, meta.bookmark
+                    ))
+                }
+                "pagethenput" => {
+                    let (it, _) = stub
+                        .get_state_by_range_with_pagination("", "", 5, "")
+                        .await?;
+                    drop(it);
+                    stub.put_state("after", b"x".to_vec()).await?;
+                    ok("")
+                }
+                "history" => {
+                    let it = stub.get_history_for_key(&a[0]).await?;
+                    let all = it.collect_all().await?;
+                    let ids: Vec<String> = all.into_iter().map(|m| m.tx_id).collect();
+                    ok(ids.join(","))
+                }
+                "setep" => {
+                    stub.set_state_validation_parameter(&a[0], a[1].clone().into_bytes())
+                        .await?;
+                    ok("")
+                }
+                "getep" => ok(stub
+                    .get_state_validation_parameter(&a[0])
+                    .await?
+                    .unwrap_or_default()),
+                "event" => {
+                    stub.set_event(&a[0], a[1].clone().into_bytes())?;
+                    ok("")
+                }
+                "fail" => Response::error(a[0].clone()),
+                "sleep" => {
+                    tokio::time::sleep(Duration::from_millis(a[0].parse().unwrap())).await;
+                    ok("slept")
+                }
+                "private" => ok(stub
+                    .get_private_data("secret", &a[0])
+                    .await?
+                    .unwrap_or_default()),
+                "rich" => {
+                    stub.get_query_result("{}").await?;
+                    ok("")
+                }
+                "call" => {
+                    let args: Vec<&[u8]> = a[1..].iter().map(|s| s.as_bytes()).collect();
+                    let r = stub.invoke_chaincode(&a[0], &args, "").await?;
+                    if r.status >= 400 {
+                        Response::error(format!("callee: {}", r.message))
+                    } else {
+                        ok(r.payload)
+                    }
+                }
+                other => Response::error(format!("unknown function {other}")),
+            })
+        }
+        .await;
+        r.unwrap_or_else(|e| Response::error(e.to_string()))
+    }
+}
+
+/// A weft-shim chaincode server; stopped when the handle drops.
+struct Server {
+    _stop: oneshot::Sender<()>,
+}
+
+/// A ccaas chaincode with mutual TLS on the link: installs, defines as `name`, serves.
+async fn mtls_chaincode(net: &Net, label: &str, name: &str) -> (String, Server) {
+    let pki = server_pki(&["127.0.0.1", "localhost"]);
+    let client_ca = ca("peer client CA");
+    let (client_cert, client_key) = leaf(&client_ca, "peer0", &[], LeafProfile::TlsClient);
+    // The package id depends on connection.json, which needs the address: bind first on a
+    // free port, then install with that address and serve on it.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let conn = serde_json::json!({
+        "address": format!("127.0.0.1:{port}"),
+        "dial_timeout": "2s",
+        "tls_required": true,
+        "client_auth_required": true,
+        "client_cert": client_cert,
+        "client_key": client_key,
+        "root_cert": pki.ca.certificate_pem(),
+    });
+    let id = net.install_ccaas(label, name, &conn);
+    let server = ChaincodeServer::bind(ServerConfig {
+        address: format!("127.0.0.1:{port}"),
+        chaincode_id: id.clone(),
+        tls: Some(ServerTls {
+            cert_pem: pki.cert_pem.into_bytes(),
+            key_pem: pki.key_pem.into_bytes(),
+            client_ca_pem: Some(client_ca.certificate_pem().into_bytes()),
+        }),
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run_until(Probe, async move {
+        let _ = stopped.await;
+    }));
+    (id, Server { _stop: stop })
+}
+
+fn action(resp: &ProposalResponse) -> ChaincodeAction {
+    let prp = ProposalResponsePayload::decode(resp.payload.clone()).unwrap();
+    ChaincodeAction::decode(prp.extension).unwrap()
+}
+
+fn kv_rwset(resp: &ProposalResponse, ns: &str) -> KvrwSet {
+    let rw = TxReadWriteSet::decode(action(resp).results).unwrap();
+    let ns = rw
+        .ns_rwset
+        .iter()
+        .find(|n| n.namespace == ns)
+        .unwrap_or_else(|| panic!("no namespace {ns} in {rw:?}"));
+    KvrwSet::decode(ns.rwset.clone()).unwrap()
+}
+
+fn status(resp: &ProposalResponse) -> (i32, String, Bytes) {
+    let r = resp.response.clone().unwrap_or_default();
+    (r.status, r.message, r.payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endorses_over_ccaas_with_mutual_tls_and_signs() {
+    let net = Net::start().await;
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    net.seed("probe", &[("a", "apple"), ("z", "zebra")], 3)
+        .await;
+
+    let user = net.m.user();
+    let (sp, txid) = signed_proposal(
+        &user,
+        CHANNEL,
+        "probe",
+        &[b"getput", b"a", b"b", b"z"],
+        &[("secret", b"not hashed")],
+    )
+    .unwrap();
+    let resp = net.endorse(&sp).await;
+    assert_eq!(status(&resp).0, 200, "{resp:?}");
+
+    // The endorsement is the peer's signature over payload || endorser.
+    let e = resp.endorsement.clone().expect("endorsed");
+    assert_eq!(
+        e.endorser.as_ref(),
+        net.node().identity.serialize().as_slice()
+    );
+    let cert =
+        rustls_pki_types::CertificateDer::from(net.node().identity.certificate_der().to_vec());
+    let key = weft_crypto::PublicKey::from_certificate(&cert).unwrap();
+    key.verify(
+        &[resp.payload.as_ref(), e.endorser.as_ref()].concat(),
+        &e.signature,
+    )
+    .unwrap();
+
+    // The proposal hash leaves the transient map out, as Fabric's does.
+    let up = weft_peer::endorser::unpack(&sp).unwrap();
+    assert_eq!(up.channel_header.tx_id, txid);
+    let prp = ProposalResponsePayload::decode(resp.payload.clone()).unwrap();
+    assert_eq!(prp.proposal_hash.as_ref(), up.proposal_hash.as_slice());
+    assert_eq!(up.transient_map_len, 1);
+
+    // Reads carry committed versions; the write and the delete are recorded.
+    let kv = kv_rwset(&resp, "probe");
+    let reads: Vec<(String, Option<(u64, u64)>)> = kv
+        .reads
+        .iter()
+        .map(|r| (r.key.clone(), r.version.map(|v| (v.block_num, v.tx_num))))
+        .collect();
+    assert_eq!(reads, [("a".to_owned(), Some((3, 0)))]);
+    let writes: Vec<(String, bool, Bytes)> = kv
+        .writes
+        .iter()
+        .map(|w| (w.key.clone(), w.is_delete, w.value.clone()))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("b".to_owned(), false, Bytes::from_static(b"apple")),
+            ("z".to_owned(), true, Bytes::new())
+        ]
+    );
+    assert_eq!(action(&resp).chaincode_id.unwrap().name, "probe");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_pagination_history_metadata_events_and_refusals() {
+    let net = Net::start().await;
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let keys: Vec<String> = (0..250).map(|i| format!("k{i:03}")).collect();
+    let entries: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+    net.seed("probe", &entries, 1).await;
+    net.seed("probe", &[("k000", "v2")], 2).await;
+
+    // A range over 250 keys comes in three batches; the read set records all of it.
+    let resp = net.invoke("probe", &["range", "k", "l"]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"250");
+    let kv = kv_rwset(&resp, "probe");
+    let rq = &kv.range_queries_info[0];
+    assert!(rq.itr_exhausted);
+    let Some(ReadsInfo::RawReads(reads)) = &rq.reads_info else {
+        panic!("raw reads expected")
+    };
+    assert_eq!(reads.kv_reads.len(), 250);
+    assert_eq!(reads.kv_reads[0].version.unwrap().block_num, 2);
+
+    // An iterator closed early records what the peer sent: its first batch of 100.
+    let resp = net.invoke("probe", &["rangefirst", "k100", ""]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"k100");
+    let rq = kv_rwset(&resp, "probe").range_queries_info[0].clone();
+    assert!(!rq.itr_exhausted);
+    assert_eq!(
+        (rq.start_key.as_str(), rq.end_key.as_str()),
+        ("k100", "k199")
+    );
+
+    // Pagination: a page over 100 results keeps its metadata (Fabric loses it).
+    let resp = net.invoke("probe", &["page", "k", "l", "150", ""]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"150 150 k150");
+    let resp = net
+        .invoke("probe", &["page", "k", "l", "150", "k150"])
+        .await;
+    assert_eq!(status(&resp).2.as_ref(), b"100 100 ");
+
+    // Writes after a paginated query are refused, as in Fabric.
+    let resp = net.invoke("probe", &["pagethenput"]).await;
+    let (code, msg, _) = status(&resp);
+    assert_eq!(code, 500);
+    assert!(msg.contains("paginated query"), "{msg}");
+    assert!(resp.endorsement.is_none());
+
+    // History, newest first.
+    let resp = net.invoke("probe", &["history", "k000"]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"seed-2-0,seed-1-0");
+
+    // Key-level endorsement policy: a metadata write of the whole map.
+    let resp = net
+        .invoke("probe", &["setep", "k001", "policy-bytes"])
+        .await;
+    assert_eq!(status(&resp).0, 200, "{resp:?}");
+    let kv = kv_rwset(&resp, "probe");
+    assert_eq!(kv.metadata_writes.len(), 1);
+    assert_eq!(kv.metadata_writes[0].key, "k001");
+    assert_eq!(
+        kv.metadata_writes[0].entries[0].name,
+        "VALIDATION_PARAMETER"
+    );
+    assert_eq!(
+        kv.metadata_writes[0].entries[0].value.as_ref(),
+        b"policy-bytes"
+    );
+
+    // Events ride in the chaincode action.
+    let resp = net.invoke("probe", &["event", "Created", "payload"]).await;
+    let ev = weft_proto::protos::ChaincodeEvent::decode(action(&resp).events).unwrap();
+    assert_eq!(
+        (ev.event_name.as_str(), ev.payload.as_ref()),
+        ("Created", &b"payload"[..])
+    );
+    assert_eq!(ev.chaincode_id, "probe");
+
+    // Refusals reach the chaincode as errors naming the problem.
+    let resp = net.invoke("probe", &["private", "k"]).await;
+    assert!(
+        status(&resp)
+            .1
+            .contains("collection \"secret\" is not defined"),
+        "{resp:?}"
+    );
+    let resp = net.invoke("probe", &["rich"]).await;
+    assert!(status(&resp).1.contains("rich queries"), "{resp:?}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_errors_timeouts_and_calls() {
+    let net = Net::start().await;
+    let (_a, _s1) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let (_b, _s2) = mtls_chaincode(&net, "other_1", "other").await;
+    net.seed("other", &[("x", "from-other")], 1).await;
+
+    // A chaincode error is returned, not endorsed.
+    let resp = net.invoke("probe", &["fail", "asset exists"]).await;
+    assert_eq!(status(&resp).0, 500);
+    assert_eq!(status(&resp).1, "asset exists");
+    assert!(resp.endorsement.is_none() && resp.payload.is_empty());
+
+    // Past chaincode.executetimeout (3s here) the proposal fails with a clear message.
+    let resp = net.invoke("probe", &["sleep", "4000"]).await;
+    let (code, msg, _) = status(&resp);
+    assert_eq!(code, 500);
+    assert!(
+        msg.contains("did not answer") && msg.contains("executetimeout"),
+        "{msg}"
+    );
+
+    // Chaincode to chaincode on the same channel: one read set, two namespaces.
+    let resp = net.invoke("probe", &["call", "other", "get", "x"]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"from-other", "{resp:?}");
+    let kv = kv_rwset(&resp, "other");
+    assert_eq!(kv.reads[0].key, "x");
+    // Another channel is refused.
+    let resp = net
+        .invoke("probe", &["call", "other/otherchannel", "get", "x"])
+        .await;
+    assert!(status(&resp).1.contains("same channel only"), "{resp:?}");
+    // Re-entering the running chaincode is refused, not deadlocked.
+    let resp = net.invoke("probe", &["call", "probe", "get", "x"]).await;
+    assert!(status(&resp).1.contains("already executing"), "{resp:?}");
+    net.stop().await;
+}
+
+fn tamper(
+    sp: &SignedProposal,
+    f: impl FnOnce(&mut weft_proto::common::ChannelHeader, &mut weft_proto::common::SignatureHeader),
+) -> Vec<u8> {
+    use weft_proto::common::{ChannelHeader, Header, SignatureHeader};
+    use weft_proto::protos::Proposal;
+    let mut p = Proposal::decode(sp.proposal_bytes.clone()).unwrap();
+    let h = Header::decode(p.header.clone()).unwrap();
+    let mut ch = ChannelHeader::decode(h.channel_header).unwrap();
+    let mut sh = SignatureHeader::decode(h.signature_header).unwrap();
+    f(&mut ch, &mut sh);
+    p.header = Header {
+        channel_header: ch.encode_to_vec().into(),
+        signature_header: sh.encode_to_vec().into(),
+    }
+    .encode_to_vec()
+    .into();
+    p.encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposal_attacks_are_refused_with_reasons() {
+    let net = Net::start().await;
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let user = net.m.user();
+    let (good, txid) = signed_proposal(&user, CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    let first = net.endorse(&good).await;
+    assert_eq!(status(&first).0, 200, "{first:?}");
+
+    let resign = |bytes: Vec<u8>| SignedProposal {
+        signature: user.sign(&bytes).unwrap().into(),
+        proposal_bytes: bytes.into(),
+    };
+    let cases: Vec<(&str, SignedProposal, &str)> = vec![
+        (
+            "wrong header type",
+            resign(tamper(&good, |c, _| c.r#type = 1)),
+            "invalid header type CONFIG",
+        ),
+        (
+            "epoch",
+            resign(tamper(&good, |c, _| c.epoch = 7)),
+            "expected 0, got 7",
+        ),
+        (
+            "no nonce",
+            resign(tamper(&good, |_, s| s.nonce = Bytes::new())),
+            "no nonce",
+        ),
+        (
+            "no creator",
+            resign(tamper(&good, |_, s| s.creator = Bytes::new())),
+            "no creator",
+        ),
+        (
+            "tx id not derived from nonce and creator",
+            resign(tamper(&good, |c, _| c.tx_id = "f".repeat(64))),
+            "incorrectly formed tx id",
+        ),
+        (
+            "unknown channel",
+            resign(tamper(&good, |c, _| c.channel_id = "elsewhere".into())),
+            "channel \"elsewhere\" is not served",
+        ),
+        (
+            "signature by someone else",
+            SignedProposal {
+                proposal_bytes: good.proposal_bytes.clone(),
+                signature: net.m.org2_user().sign(&good.proposal_bytes).unwrap().into(),
+            },
+            "access denied",
+        ),
+        (
+            "garbage",
+            SignedProposal {
+                proposal_bytes: Bytes::from_static(b"\xff\xff\xff"),
+                signature: Bytes::new(),
+            },
+            "malformed proposal",
+        ),
+    ];
+    for (what, sp, expect) in cases {
+        let (code, msg, _) = status(&net.endorse(&sp).await);
+        assert_eq!(code, 500, "{what}");
+        assert!(msg.contains(expect), "{what}: {msg}");
+    }
+
+    // A creator from an org that is not in the channel.
+    let (sp, _) =
+        signed_proposal(&net.m.org2_user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(
+        msg.contains("access denied") && msg.contains("Org2MSP"),
+        "{msg}"
+    );
+
+    // A chaincode that is not defined.
+    let (sp, _) = signed_proposal(&user, CHANNEL, "nope", &[b"get"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(msg.contains("\"nope\" is not defined"), "{msg}");
+
+    // Duplicate tx ids: one already on the ledger, one being endorsed right now.
+    net.node()
+        .channels
+        .get(CHANNEL)
+        .unwrap()
+        .record_committed(txid);
+    let msg = status(&net.endorse(&good).await).1;
+    assert!(msg.contains("already on the ledger"), "{msg}");
+    let (slow, _) = signed_proposal(&user, CHANNEL, "probe", &[b"sleep", b"800"], &[]).unwrap();
+    let (a, b) = tokio::join!(net.endorse(&slow), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        net.endorse(&slow).await
+    });
+    assert_eq!(status(&a).0, 200, "{a:?}");
+    assert!(status(&b).1.contains("being endorsed already"), "{b:?}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endorser_over_grpc_requires_client_certificates() {
+    let net = Net::start().await;
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let org1 = net.m.org1();
+    let user_tls = org1.join("users/User1@org1.example.com/tls");
+    let roots = weft_tls::Trust::roots_from_pem_files(&[user_tls.join("ca.crt")], "ca").unwrap();
+    let id = weft_tls::Identity::from_pem_files(
+        &user_tls.join("client.crt"),
+        &user_tls.join("client.key"),
+        "client",
+    )
+    .unwrap();
+    let endpoint = weft_tls::Endpoint::parse(&net.node().peer_address.to_string()).unwrap();
+    let client = weft_tls::TlsClient::new(
+        roots.clone(),
+        weft_tls::ClientIdentity::Certificate(id),
+        weft_tls::Profile::Fabric,
+    )
+    .unwrap();
+    let ch = weft_tls::grpc::channel(Some(client.clone()), endpoint.clone())
+        .await
+        .unwrap();
+    let (sp, _) = signed_proposal(&net.m.user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    let resp = EndorserClient::new(ch)
+        .process_proposal(sp)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&resp).0, 200);
+
+    // Without a client certificate the handshake is refused, and the reason says which
+    // setting requires one.
+    let anonymous = client.without_identity();
+    let err = weft_tls::grpc::channel(Some(anonymous), endpoint)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("client certificate"), "{msg}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccaas_link_attacks_are_refused() {
+    let net = Net::start().await;
+    let user = net.m.user();
+
+    // 1. The server's certificate is not from root_cert's CA.
+    let pki = server_pki(&["127.0.0.1"]);
+    let other = ca("some other CA");
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let id = net.install_ccaas(
+        "wrongroot_1",
+        "wrongroot",
+        &serde_json::json!({
+            "address": format!("127.0.0.1:{port}"),
+            "tls_required": true,
+            "root_cert": other.certificate_pem(),
+        }),
+    );
+    let _s = serve_on(port, &id, &pki, None).await;
+    let (sp, _) = signed_proposal(&user, CHANNEL, "wrongroot", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(msg.contains("root_cert"), "untrusted server: {msg}");
+
+    // 2. The server's certificate does not carry the host of `address`.
+    let pki = server_pki(&["chaincode.example.com"]);
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let id = net.install_ccaas(
+        "wronghost_1",
+        "wronghost",
+        &serde_json::json!({
+            "address": format!("127.0.0.1:{port}"),
+            "tls_required": true,
+            "root_cert": pki.ca.certificate_pem(),
+        }),
+    );
+    let _s2 = serve_on(port, &id, &pki, None).await;
+    let (sp, _) = signed_proposal(&user, CHANNEL, "wronghost", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(
+        msg.contains("expected the name '127.0.0.1'") && msg.contains("chaincode.example.com"),
+        "wrong host: {msg}"
+    );
+
+    // 3. The server requires a client certificate and connection.json gives none.
+    let pki = server_pki(&["127.0.0.1"]);
+    let client_ca = ca("peer client CA");
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let id = net.install_ccaas(
+        "noclient_1",
+        "noclient",
+        &serde_json::json!({
+            "address": format!("127.0.0.1:{port}"),
+            "tls_required": true,
+            "client_auth_required": false,
+            "root_cert": pki.ca.certificate_pem(),
+        }),
+    );
+    let _s3 = serve_on(port, &id, &pki, Some(&client_ca)).await;
+    let (sp, _) = signed_proposal(&user, CHANNEL, "noclient", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(
+        msg.contains("requires a client certificate") && msg.contains("client_cert/client_key"),
+        "no client cert: {msg}"
+    );
+
+    // 4. The server registers as another package.
+    let pki = server_pki(&["127.0.0.1"]);
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let _id = net.install_ccaas(
+        "impostor_1",
+        "impostor",
+        &serde_json::json!({
+            "address": format!("127.0.0.1:{port}"),
+            "tls_required": true,
+            "root_cert": pki.ca.certificate_pem(),
+        }),
+    );
+    let _s4 = serve_on(port, "someone-else:1234", &pki, None).await;
+    let (sp, _) = signed_proposal(&user, CHANNEL, "impostor", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(
+        msg.contains("registered as \"someone-else:1234\""),
+        "impostor: {msg}"
+    );
+
+    // 5. Nothing listening: deploy warns, the proposal fails saying so.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let id = net.install_ccaas(
+        "absent_1",
+        "absent",
+        &serde_json::json!({
+            "address": format!("127.0.0.1:{port}"),
+            "dial_timeout": "1s",
+            "tls_required": true,
+            "root_cert": pki.ca.certificate_pem(),
+        }),
+    );
+    let report = net.node().runtime.deploy(&id).await.unwrap();
+    assert_eq!(report.server, Some((format!("127.0.0.1:{port}"), false)));
+    let (sp, _) = signed_proposal(&user, CHANNEL, "absent", &[b"get", b"a"], &[]).unwrap();
+    let msg = status(&net.endorse(&sp).await).1;
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "absent: {msg}");
+    net.stop().await;
+}
+
+async fn serve_on(
+    port: u16,
+    id: &str,
+    pki: &ServerPki,
+    client_ca: Option<&CertificateAuthority>,
+) -> Server {
+    let server = ChaincodeServer::bind(ServerConfig {
+        address: format!("127.0.0.1:{port}"),
+        chaincode_id: id.into(),
+        tls: Some(ServerTls {
+            cert_pem: pki.cert_pem.clone().into_bytes(),
+            key_pem: pki.key_pem.clone().into_bytes(),
+            client_ca_pem: client_ca.map(|c| c.certificate_pem().into_bytes()),
+        }),
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run_until(Probe, async move {
+        let _ = stopped.await;
+    }));
+    Server { _stop: stop }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_chaincode_server_when_tls_not_required() {
+    let net = Net::start().await;
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let id = net.install_ccaas(
+        "plain_1",
+        "plain",
+        &serde_json::json!({ "address": format!("127.0.0.1:{port}") }),
+    );
+    let server = ChaincodeServer::bind(ServerConfig {
+        address: format!("127.0.0.1:{port}"),
+        chaincode_id: id,
+        tls: None,
+    })
+    .await
+    .unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run_until(Probe, async move {
+        let _ = stopped.await;
+    }));
+    net.seed("plain", &[("a", "1")], 1).await;
+    let resp = net.invoke("plain", &["get", "a"]).await;
+    assert_eq!(status(&resp).2.as_ref(), b"1", "{resp:?}");
+    net.stop().await;
+}
