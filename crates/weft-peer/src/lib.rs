@@ -31,3 +31,4 @@ pub mod node;
 pub mod package;
 pub mod runtime;
 pub mod simulator;
+pub mod testing;

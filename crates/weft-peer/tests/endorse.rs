@@ -12,12 +12,10 @@ use tokio::sync::oneshot;
 use weft_crypto::{
     CertificateAuthority, KeyAlgorithm, LeafProfile, LeafRequest, Subject, Validity,
 };
-use weft_ledger::{HistoryEntry, UpdateBatch, Version};
 use weft_msp::msp::SigningIdentity;
-use weft_peer::config::CoreConfig;
 use weft_peer::endorser::signed_proposal;
-use weft_peer::node::{PeerNode, StartOptions};
-use weft_peer::package::{ChaincodePackage, InstallStore};
+use weft_peer::node::PeerNode;
+use weft_peer::testing::{TestPeer, TestPeerOptions, CHANNEL};
 use weft_proto::kvrwset::{range_query_info::ReadsInfo, KvrwSet};
 use weft_proto::protos::endorser_client::EndorserClient;
 use weft_proto::protos::{
@@ -26,146 +24,52 @@ use weft_proto::protos::{
 use weft_proto::rwset::TxReadWriteSet;
 use weft_shim::{ChaincodeServer, Response, ServerConfig, ServerTls, Stub};
 
-const CHANNEL: &str = "mychannel";
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Crypto material generated once per test (fast: a few P-256 keys).
-struct Material {
-    dir: tempfile::TempDir,
+/// A peer in this process ([`TestPeer`]) in a temporary directory.
+struct Net {
+    _tmp: tempfile::TempDir,
+    peer: Option<TestPeer>,
 }
 
-impl Material {
-    fn new() -> Material {
-        let dir = tempfile::tempdir().unwrap();
-        weft_msp::cryptogen::generate(
-            &weft_msp::cryptogen::default_network_config(),
-            &dir.path().join("crypto"),
-            &weft_msp::cryptogen::GenerateOptions::default(),
-        )
-        .unwrap();
-        Material { dir }
-    }
-    fn org1(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("crypto/peerOrganizations/org1.example.com")
-    }
+struct Users<'a>(&'a TestPeer);
+
+impl Users<'_> {
     fn user(&self) -> SigningIdentity {
-        SigningIdentity::from_local_msp_dir(
-            &self.org1().join("users/User1@org1.example.com/msp"),
-            "Org1MSP",
-        )
-        .unwrap()
+        self.0.user("org1").unwrap()
     }
     fn org2_user(&self) -> SigningIdentity {
-        SigningIdentity::from_local_msp_dir(
-            &self
-                .dir
-                .path()
-                .join("crypto/peerOrganizations/org2.example.com/users/User1@org2.example.com/msp"),
-            "Org2MSP",
-        )
-        .unwrap()
+        self.0.user("org2").unwrap()
     }
-}
-
-struct Net {
-    m: Material,
-    node: Option<PeerNode>,
-    store_dir: PathBuf,
-}
-
-fn core_yaml(m: &Material, fs: &Path, extra: &str) -> String {
-    let org1 = m.org1();
-    let peer = org1.join("peers/peer0.org1.example.com");
-    format!(
-        r#"
-peer:
-  id: peer0.org1.example.com
-  listenAddress: 127.0.0.1:0
-  address: 127.0.0.1:7051
-  chaincodeListenAddress: 127.0.0.1:0
-  fileSystemPath: {fs}
-  mspConfigPath: {msp}
-  localMspId: Org1MSP
-  tls:
-    enabled: true
-    clientAuthRequired: true
-    cert: {{ file: {tls}/server.crt }}
-    key: {{ file: {tls}/server.key }}
-    rootcert: {{ file: {tls}/ca.crt }}
-chaincode:
-  executetimeout: 3s
-  startuptimeout: 20s
-  externalBuilders:
-    - name: ccaas
-      path: {repo}/builders/ccaas
-    - name: binary
-      path: {repo}/builders/binary
-{extra}
-"#,
-        fs = fs.display(),
-        msp = peer.join("msp").display(),
-        tls = peer.join("tls").display(),
-        repo = repo().display(),
-    )
 }
 
 impl Net {
     async fn start() -> Net {
-        Self::start_with("").await
-    }
-
-    async fn start_with(extra: &str) -> Net {
-        let m = Material::new();
-        let fs = m.dir.path().join("peer");
-        let core = m.dir.path().join("core.yaml");
-        std::fs::write(&core, core_yaml(&m, &fs, extra)).unwrap();
-        let channels = m.dir.path().join("channels.yaml");
-        std::fs::write(
-            &channels,
-            format!(
-                "channels:\n  - name: {CHANNEL}\n    msps:\n      - id: Org1MSP\n        dir: {}\n",
-                m.org1().join("msp").display()
-            ),
-        )
-        .unwrap();
-        let cfg = CoreConfig::load(Some(&core), |_| None).unwrap();
-        let node = PeerNode::start(
-            &cfg,
-            StartOptions {
-                channels_file: Some(channels),
-                dev_mode: false,
-            },
-        )
-        .await
-        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = TestPeerOptions::with_shipped_builders(&repo());
+        let peer = TestPeer::start(tmp.path(), &opts).await.unwrap();
         Net {
-            m,
-            node: Some(node),
-            store_dir: fs,
+            _tmp: tmp,
+            peer: Some(peer),
         }
     }
 
-    fn node(&self) -> &PeerNode {
-        self.node.as_ref().unwrap()
+    fn peer(&self) -> &TestPeer {
+        self.peer.as_ref().unwrap()
     }
 
-    /// Install a ccaas package for `conn` and define it as `name` on the channel.
+    fn node(&self) -> &PeerNode {
+        &self.peer().node
+    }
+
+    fn m(&self) -> Users<'_> {
+        Users(self.peer())
+    }
+
     fn install_ccaas(&self, label: &str, name: &str, conn: &serde_json::Value) -> String {
-        let src = self.m.dir.path().join(format!("src-{label}"));
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("connection.json"), conn.to_string()).unwrap();
-        let code = weft_peer::package::code_archive_from_directory(&src, "ccaas").unwrap();
-        let pkg = ChaincodePackage::build(label, "ccaas", "", &code).unwrap();
-        let store = InstallStore::open(&self.store_dir).unwrap();
-        let id = store.install(&pkg).unwrap().chaincode.package_id;
-        let ch = self.node().channels.get(CHANNEL).unwrap();
-        ch.define_chaincode(name, id.clone());
-        id
+        self.peer().install_ccaas(label, name, conn).unwrap()
     }
 
     async fn endorse(&self, signed: &SignedProposal) -> ProposalResponse {
@@ -173,45 +77,17 @@ impl Net {
     }
 
     async fn invoke(&self, cc: &str, args: &[&str]) -> ProposalResponse {
-        let user = self.m.user();
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (sp, _) = signed_proposal(&user, CHANNEL, cc, &args, &[]).unwrap();
-        self.endorse(&sp).await
+        self.peer().invoke(cc, args).await.unwrap()
     }
 
     async fn seed(&self, ns: &str, entries: &[(&str, &str)], block: u64) {
-        let ch = self.node().channels.get(CHANNEL).unwrap();
-        let mut batch = UpdateBatch::new();
-        for (i, (k, v)) in entries.iter().enumerate() {
-            let version = Version::new(block, i as u64);
-            batch.put(
-                ns,
-                k,
-                Bytes::copy_from_slice(v.as_bytes()),
-                Bytes::new(),
-                version,
-            );
-            batch.add_history(
-                ns,
-                k,
-                version,
-                HistoryEntry {
-                    tx_id: format!("seed-{block}-{i}"),
-                    timestamp: Some((1_700_000_000 + block as i64, 0)),
-                    is_delete: false,
-                    value: Bytes::copy_from_slice(v.as_bytes()),
-                },
-            );
-        }
-        ch.state()
-            .apply(batch, Version::new(block, 0), false)
-            .await
-            .unwrap();
+        let entries: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        self.peer().seed(ns, &entries, block).await.unwrap()
     }
 
     async fn stop(mut self) {
-        if let Some(node) = self.node.take() {
-            node.shutdown().await;
+        if let Some(peer) = self.peer.take() {
+            peer.stop().await;
         }
     }
 }
@@ -434,7 +310,7 @@ async fn endorses_over_ccaas_with_mutual_tls_and_signs() {
     net.seed("probe", &[("a", "apple"), ("z", "zebra")], 3)
         .await;
 
-    let user = net.m.user();
+    let user = net.m().user();
     let (sp, txid) = signed_proposal(
         &user,
         CHANNEL,
@@ -643,7 +519,7 @@ fn tamper(
 async fn proposal_attacks_are_refused_with_reasons() {
     let net = Net::start().await;
     let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
-    let user = net.m.user();
+    let user = net.m().user();
     let (good, txid) = signed_proposal(&user, CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
     let first = net.endorse(&good).await;
     assert_eq!(status(&first).0, 200, "{first:?}");
@@ -687,7 +563,12 @@ async fn proposal_attacks_are_refused_with_reasons() {
             "signature by someone else",
             SignedProposal {
                 proposal_bytes: good.proposal_bytes.clone(),
-                signature: net.m.org2_user().sign(&good.proposal_bytes).unwrap().into(),
+                signature: net
+                    .m()
+                    .org2_user()
+                    .sign(&good.proposal_bytes)
+                    .unwrap()
+                    .into(),
             },
             "access denied",
         ),
@@ -708,7 +589,7 @@ async fn proposal_attacks_are_refused_with_reasons() {
 
     // A creator from an org that is not in the channel.
     let (sp, _) =
-        signed_proposal(&net.m.org2_user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+        signed_proposal(&net.m().org2_user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
     let msg = status(&net.endorse(&sp).await).1;
     assert!(
         msg.contains("access denied") && msg.contains("Org2MSP"),
@@ -742,7 +623,7 @@ async fn proposal_attacks_are_refused_with_reasons() {
 async fn endorser_over_grpc_requires_client_certificates() {
     let net = Net::start().await;
     let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
-    let org1 = net.m.org1();
+    let org1 = net.peer().org("org1");
     let user_tls = org1.join("users/User1@org1.example.com/tls");
     let roots = weft_tls::Trust::roots_from_pem_files(&[user_tls.join("ca.crt")], "ca").unwrap();
     let id = weft_tls::Identity::from_pem_files(
@@ -761,7 +642,7 @@ async fn endorser_over_grpc_requires_client_certificates() {
     let ch = weft_tls::grpc::channel(Some(client.clone()), endpoint.clone())
         .await
         .unwrap();
-    let (sp, _) = signed_proposal(&net.m.user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    let (sp, _) = signed_proposal(&net.m().user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
     let resp = EndorserClient::new(ch)
         .process_proposal(sp)
         .await
@@ -783,7 +664,7 @@ async fn endorser_over_grpc_requires_client_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ccaas_link_attacks_are_refused() {
     let net = Net::start().await;
-    let user = net.m.user();
+    let user = net.m().user();
 
     // 1. The server's certificate is not from root_cert's CA.
     let pki = server_pki(&["127.0.0.1"]);
