@@ -38,6 +38,17 @@ pub enum DoctorCommand {
         #[arg(long, default_value_t = 5)]
         timeout: u64,
     },
+    /// Check a peer's core.yaml (with CORE_* overrides) for what makes it unfit for
+    /// production: TLS off, client certificates not required, development mode.
+    /// Exits 0 when none of these is found, 1 when one is, 2 when the file cannot be used.
+    Peer {
+        /// core.yaml to check; default: $FABRIC_CFG_PATH/core.yaml, else ./core.yaml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Check as if the peer were started with --peer-chaincodedev.
+        #[arg(long = "peer-chaincodedev")]
+        peer_chaincodedev: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,8 +71,68 @@ impl From<ProfileArg> for Profile {
     }
 }
 
+/// `weft doctor peer`.
+fn peer(config: Option<PathBuf>, dev_flag: bool) -> Result<u8, Box<dyn std::error::Error>> {
+    let path = crate::node_cmd::config_path(config);
+    let cfg = weft_peer::config::CoreConfig::load(path.as_deref(), |k| std::env::var(k).ok())?;
+    let addrs = cfg.chaincode_addresses()?;
+    println!(
+        "config:            {}",
+        path.as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built-in defaults".into())
+    );
+    println!(
+        "peer:              {} ({})",
+        cfg.peer.listen_address, cfg.peer.id
+    );
+    println!(
+        "chaincode service: listens on {}, given to chaincode as {}",
+        addrs.listen, addrs.advertised
+    );
+    let mut problems = Vec::new();
+    if cfg.peer.tls.enabled {
+        println!("tls:               enabled");
+    } else {
+        println!("tls:               DISABLED");
+        problems.push(
+            "peer.tls.enabled is false: clients and other nodes talk to this peer in plaintext",
+        );
+    }
+    if cfg.peer.tls.client_auth_required {
+        println!("client certs:      required");
+    } else {
+        println!("client certs:      requested, not required");
+        problems.push("peer.tls.clientAuthRequired is false: clients without a TLS client certificate are accepted");
+    }
+    let dev = dev_flag || cfg.chaincode.mode == "dev";
+    if dev {
+        println!("chaincode mode:    DEVELOPMENT (--peer-chaincodedev / chaincode.mode: dev)");
+        problems.push(
+            "development mode: chaincode may register without a per-launch certificate, so any \
+             process that reaches the chaincode service can pose as chaincode. It is for \
+             attaching a debugger, NOT a production deployment",
+        );
+    } else {
+        println!("chaincode mode:    net (every registration needs its per-launch certificate)");
+    }
+    if problems.is_empty() {
+        println!("verdict:           OK for production use");
+        Ok(0)
+    } else {
+        for p in &problems {
+            println!("NOT FOR PRODUCTION: {p}");
+        }
+        Ok(crate::EXIT_NOT_OK)
+    }
+}
+
 pub fn run(cmd: DoctorCommand) -> Result<u8, Box<dyn std::error::Error>> {
     match cmd {
+        DoctorCommand::Peer {
+            config,
+            peer_chaincodedev,
+        } => peer(config, peer_chaincodedev),
         DoctorCommand::Tls {
             address,
             cafile,

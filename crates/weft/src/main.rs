@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod crypto_cmd;
 mod doctor_cmd;
 mod lifecycle_cmd;
+mod node_cmd;
 
 /// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.
 #[derive(Debug, Parser)]
@@ -38,6 +39,16 @@ enum PeerCommand {
     /// Chaincode lifecycle.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Run the peer.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Start the peer: the endorser on peer.listenAddress and the chaincode service on
+    /// peer.chaincodeListenAddress, until SIGINT/SIGTERM.
+    Start(node_cmd::StartArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +80,7 @@ fn main() -> ExitCode {
         Command::Peer(PeerCommand::Lifecycle(LifecycleCommand::Chaincode(cmd))) => {
             lifecycle_cmd::run(cmd)
         }
+        Command::Peer(PeerCommand::Node(NodeCommand::Start(args))) => node_cmd::start(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -442,3 +442,114 @@ fn lifecycle_package_install_query_get_round_trip() {
         text(&q)
     );
 }
+
+/// `weft peer node start`: serves until SIGTERM, with the peer's TLS, and refuses a
+/// configuration Fabric refuses, naming the key.
+#[test]
+fn peer_node_start_serves_and_stops_on_sigterm() {
+    let net = Network::generate();
+    let dir = net._dir.path();
+    let peer = net.org1().join("peers/peer0.org1.example.com");
+    let core = dir.join("core.yaml");
+    std::fs::write(
+        &core,
+        format!(
+            "peer:\n  id: peer0.org1.example.com\n  listenAddress: 127.0.0.1:0\n  address: 127.0.0.1:7051\n  \
+             chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  localMspId: Org1MSP\n  \
+             tls:\n    enabled: true\n    clientAuthRequired: true\n    cert: {{ file: {tls}/server.crt }}\n    \
+             key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n",
+            fs = dir.join("peerdata").display(),
+            msp = peer.join("msp").display(),
+            tls = peer.join("tls").display(),
+        ),
+    )
+    .unwrap();
+    let channels = dir.join("channels.yaml");
+    std::fs::write(
+        &channels,
+        format!(
+            "channels:\n  - name: mychannel\n    msps:\n      - id: Org1MSP\n        dir: {}\n",
+            net.org1().join("msp").display()
+        ),
+    )
+    .unwrap();
+    let mut child = weft()
+        .args([
+            "peer",
+            "node",
+            "start",
+            "--config",
+            s(&core),
+            "--channels",
+            s(&channels),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(
+        line.starts_with("peer peer0.org1.example.com listening on 127.0.0.1:"),
+        "{line}"
+    );
+    let peer_addr = line.split_whitespace().nth(4).unwrap().to_owned();
+
+    // The peer's port speaks TLS with the peer's certificate and requires a client cert.
+    let out = run(&[
+        "doctor",
+        "tls",
+        &peer_addr,
+        "--cafile",
+        s(&net.tlsca()),
+        "--servername",
+        "peer0.org1.example.com",
+    ]);
+    assert!(
+        text(&out).contains("client certificate required")
+            || text(&out).contains("client_cert_required"),
+        "{}",
+        text(&out)
+    );
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // The doctor calls this configuration fit for production, and development mode not.
+    let out = run(&["doctor", "peer", "--config", s(&core)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("OK for production"), "{}", text(&out));
+    let out = run(&[
+        "doctor",
+        "peer",
+        "--config",
+        s(&core),
+        "--peer-chaincodedev",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("NOT FOR PRODUCTION: development mode"),
+        "{}",
+        text(&out)
+    );
+
+    // An unspecified chaincodeAddress is a start-up error naming the key and the variable.
+    let out = weft()
+        .args(["peer", "node", "start", "--config", s(&core)])
+        .env("CORE_PEER_CHAINCODEADDRESS", "0.0.0.0:7052")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("peer.chaincodeAddress"),
+        "{}",
+        text(&out)
+    );
+}
