@@ -89,6 +89,10 @@ pub enum Diagnosis {
     TlsToPlaintextPort { looks: Looks },
     /// The other side closed the connection before the handshake finished.
     ClosedDuringHandshake,
+    /// (client) The server asked for a client certificate, got this client's, and closed the
+    /// connection without an alert: it most likely does not trust the certificate (Node's
+    /// grpc-js servers do this).
+    ClosedAfterClientCert,
     /// No TCP connection could be made.
     ConnectFailed { detail: String },
     /// The handshake did not finish in time.
@@ -122,6 +126,7 @@ impl Diagnosis {
             Diagnosis::PlaintextToTlsPort { .. } => "plaintext_to_tls_port",
             Diagnosis::TlsToPlaintextPort { .. } => "tls_to_plaintext_port",
             Diagnosis::ClosedDuringHandshake => "closed_during_handshake",
+            Diagnosis::ClosedAfterClientCert => "closed_after_client_cert",
             Diagnosis::ConnectFailed { .. } => "connect_failed",
             Diagnosis::Timeout { .. } => "timeout",
             Diagnosis::Other { .. } => "other",
@@ -329,6 +334,15 @@ impl fmt::Display for HandshakeError {
                 "TLS to {ep} failed: the server closed the connection without completing the handshake; \
                  it may not have TLS enabled ({}), may be another service, or refused this client (see its log)",
                 s.tls_enabled
+            ),
+            (Diagnosis::ClosedAfterClientCert, _) => write!(
+                f,
+                "TLS to {ep} failed: the server asked for a client certificate, received this \
+                 client's ({}), and closed the connection without giving a reason; it most likely \
+                 does not trust that certificate's CA: give a certificate issued by a CA the \
+                 server trusts for clients, or add its CA to the server's client CAs (see the \
+                 server's log)",
+                s.client_cert
             ),
             (Diagnosis::ClosedDuringHandshake, Side::Server) => write!(
                 f,
@@ -661,6 +675,8 @@ pub(crate) fn diagnose_io(e: &io::Error, obs: &Observed) -> Diagnosis {
         | io::ErrorKind::BrokenPipe => {
             if obs.head != Looks::Nothing && !obs.head.is_tls() {
                 plaintext_seen(obs)
+            } else if obs.side == Side::Client && obs.cert_requested && obs.cert_sent {
+                Diagnosis::ClosedAfterClientCert
             } else {
                 Diagnosis::ClosedDuringHandshake
             }
