@@ -9,7 +9,8 @@
 //! [`ChaincodeRegistry`] until its stream ends.
 //!
 //! Development mode (Fabric's `--peer-chaincodedev`) admits a REGISTER without a launch
-//! certificate so a developer can start chaincode by hand; it is off unless chosen, and every
+//! certificate (or with the development certificate the peer writes for hand-started
+//! chaincode) so a developer can start chaincode by hand; it is off unless chosen, and every
 //! registration it admits is logged as such.
 
 use std::collections::HashMap;
@@ -162,7 +163,9 @@ impl ChaincodeSupportService {
         conn: Option<&ConnInfo>,
     ) -> Result<(String, bool), Status> {
         let cert = conn.and_then(|c| c.client_certificate());
-        if self.dev_mode && first.r#type == MsgType::Register as i32 && cert.is_none() {
+        let dev_cert = cert.is_some_and(|c| self.authority.is_dev_certificate(c));
+        if self.dev_mode && first.r#type == MsgType::Register as i32 && (cert.is_none() || dev_cert)
+        {
             let name = prost::Message::decode(first.payload.as_ref())
                 .map(|id: ChaincodeId| id.name)
                 .map_err(|e| {

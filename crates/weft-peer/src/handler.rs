@@ -569,3 +569,209 @@ impl ChaincodeStream {
         let _ = rx.wait_for(|closed| *closed).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::wrappers::ReceiverStream;
+
+    fn stream(
+        keepalive: Option<Duration>,
+    ) -> (
+        ChaincodeStream,
+        mpsc::Sender<Result<ChaincodeMessage, tonic::Status>>,
+        mpsc::Receiver<ChaincodeMessage>,
+    ) {
+        let (to_peer, inbound) = mpsc::channel(8);
+        let (out, from_peer) = mpsc::channel(8);
+        let s = ChaincodeStream::start(
+            "cc:1",
+            Box::pin(ReceiverStream::new(inbound)),
+            out,
+            None,
+            StreamOptions {
+                keepalive,
+                dev_mode: false,
+            },
+            || {},
+        );
+        (s, to_peer, from_peer)
+    }
+
+    #[tokio::test]
+    async fn sends_keepalives_when_configured() {
+        let (_s, _to_peer, mut from_peer) = stream(Some(Duration::from_millis(20)));
+        let m = tokio::time::timeout(Duration::from_secs(2), from_peer.recv())
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.r#type);
+        assert_eq!(m, Some(MsgType::Keepalive as i32));
+    }
+
+    #[tokio::test]
+    async fn requests_for_unknown_transactions_get_an_error_and_the_stream_lives_on() {
+        let (s, to_peer, mut from_peer) = stream(None);
+        let req = ChaincodeMessage {
+            r#type: MsgType::GetState as i32,
+            payload: GetState {
+                key: "k".into(),
+                collection: String::new(),
+            }
+            .encode_to_vec()
+            .into(),
+            txid: "nope".into(),
+            channel_id: "ch".into(),
+            ..Default::default()
+        };
+        to_peer.send(Ok(req)).await.ok();
+        let answer = tokio::time::timeout(Duration::from_secs(2), from_peer.recv())
+            .await
+            .ok()
+            .flatten();
+        let answer = answer.map(|m| (m.r#type, String::from_utf8_lossy(&m.payload).into_owned()));
+        assert!(
+            matches!(&answer, Some((t, msg)) if *t == MsgType::Error as i32 && msg.contains("no such transaction")),
+            "{answer:?}"
+        );
+        // Garbage payloads and unknown answers do not end the stream.
+        let junk = ChaincodeMessage {
+            r#type: MsgType::PutState as i32,
+            payload: Bytes::from_static(b"\xff\xff"),
+            txid: "nope".into(),
+            ..Default::default()
+        };
+        to_peer.send(Ok(junk)).await.ok();
+        let stray = ChaincodeMessage {
+            r#type: MsgType::Completed as i32,
+            txid: "never-sent".into(),
+            ..Default::default()
+        };
+        to_peer.send(Ok(stray)).await.ok();
+        assert!(from_peer.recv().await.is_some());
+        assert!(!s.is_closed());
+        drop(to_peer);
+        tokio::time::timeout(Duration::from_secs(2), s.closed())
+            .await
+            .ok();
+        assert!(s.is_closed());
+    }
+
+    /// Every request type with mutated payloads, inside a running transaction: each gets an
+    /// answer (RESPONSE or ERROR), nothing panics, and the transaction still completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mutated_requests_are_answered_not_fatal() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = weft_ledger::StateDb::open(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+        let (s, to_peer, mut from_peer) = stream(None);
+        let sim: SharedSim = Arc::new(Mutex::new(TxSimulator::new(
+            "tx1",
+            db.read().await,
+            crate::simulator::QueryLimits::default(),
+        )));
+        let exec = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.execute(
+                    TxRequest {
+                        channel_id: "ch".into(),
+                        txid: "tx1".into(),
+                        chaincode_name: "cc".into(),
+                        is_init: false,
+                        input: Bytes::new(),
+                        signed_proposal: None,
+                    },
+                    sim,
+                    Duration::from_secs(20),
+                )
+                .await
+            })
+        };
+        let first = from_peer.recv().await.map(|m| m.r#type);
+        assert_eq!(first, Some(MsgType::Transaction as i32));
+        let seeds: Vec<Vec<u8>> = vec![
+            GetState {
+                key: "k".into(),
+                collection: String::new(),
+            }
+            .encode_to_vec(),
+            GetStateByRange {
+                start_key: "a".into(),
+                end_key: "z".into(),
+                collection: String::new(),
+                metadata: Bytes::new(),
+            }
+            .encode_to_vec(),
+            PutStateMetadata {
+                key: "k".into(),
+                collection: String::new(),
+                metadata: Some(StateMetadata {
+                    metakey: "m".into(),
+                    value: Bytes::from_static(b"v"),
+                }),
+            }
+            .encode_to_vec(),
+            ChaincodeSpec::default().encode_to_vec(),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut sent = 0;
+        for ty in 8..=23i32 {
+            if ty == MsgType::InvokeChaincode as i32 || ty == MsgType::Keepalive as i32 {
+                continue;
+            }
+            for seed in &seeds {
+                for _ in 0..8 {
+                    let mut p = seed.clone();
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if !p.is_empty() {
+                        let i = (x as usize) % p.len();
+                        p[i] ^= (x >> 32) as u8;
+                        p.truncate(((x >> 8) as usize) % (p.len() + 1));
+                    }
+                    let m = ChaincodeMessage {
+                        r#type: ty,
+                        payload: p.into(),
+                        txid: "tx1".into(),
+                        channel_id: "ch".into(),
+                        ..Default::default()
+                    };
+                    to_peer.send(Ok(m)).await.ok();
+                    // One request at a time, as a shim sends them.
+                    let m = tokio::time::timeout(Duration::from_secs(5), from_peer.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|m| m.r#type);
+                    assert!(
+                        m == Some(MsgType::Response as i32) || m == Some(MsgType::Error as i32),
+                        "type {ty}: {m:?}"
+                    );
+                    sent += 1;
+                }
+            }
+        }
+        assert!(sent > 400);
+        let done = ChaincodeMessage {
+            r#type: MsgType::Completed as i32,
+            payload: Response {
+                status: 200,
+                message: String::new(),
+                payload: Bytes::new(),
+            }
+            .encode_to_vec()
+            .into(),
+            txid: "tx1".into(),
+            channel_id: "ch".into(),
+            ..Default::default()
+        };
+        to_peer.send(Ok(done)).await.ok();
+        let outcome = exec
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|o| o.response.status);
+        assert_eq!(outcome, Some(200));
+    }
+}

@@ -165,6 +165,8 @@ struct Registry {
     consumed: HashMap<[u8; 32], String>,
     /// Package ids with a registered stream.
     running: HashSet<String>,
+    /// Development-mode client certificates (see [`LaunchAuthority::issue_dev`]).
+    dev: HashSet<[u8; 32]>,
 }
 
 /// The per-process ephemeral CA and the launch-certificate registry.
@@ -388,6 +390,39 @@ impl LaunchAuthority {
         r.consumed.insert(hash, registering.clone());
         r.running.insert(registering.clone());
         Ok(registering)
+    }
+
+    /// Development mode only: a client certificate for chaincode started by hand, valid for a
+    /// day and for any chaincode name. The chaincode service accepts it only when the peer
+    /// runs in development mode.
+    pub fn issue_dev(&self) -> Result<LaunchCredentials, weft_crypto::Error> {
+        let now = OffsetDateTime::now_utc();
+        let not_after = now + Duration::days(1);
+        let issued = self.ca.issue(
+            &LeafRequest::new(
+                Subject::cn("weft development-mode chaincode"),
+                LeafProfile::TlsClient,
+            )
+            .validity(Validity::between(now - Duration::seconds(30), not_after)),
+        )?;
+        if let Ok(mut r) = self.registry.lock() {
+            r.dev.insert(weft_crypto::sha256(&issued.der));
+        }
+        Ok(LaunchCredentials {
+            cert_pem: issued.pem(),
+            key_pem: weft_crypto::pem::encode("EC PRIVATE KEY", issued.key.pkcs8_der()),
+            root_pem: self.ca.certificate_pem(),
+            not_after,
+        })
+    }
+
+    /// Whether `cert` is a development-mode certificate from [`LaunchAuthority::issue_dev`].
+    pub fn is_dev_certificate(&self, cert: &CertificateDer<'_>) -> bool {
+        let hash = weft_crypto::sha256(cert.as_ref());
+        self.registry
+            .lock()
+            .map(|r| r.dev.contains(&hash))
+            .unwrap_or(false)
     }
 
     /// The chaincode's stream ended: it may register again with a new launch certificate.

@@ -56,8 +56,67 @@ pub struct PeerNode {
     pub endorser: Arc<Endorser>,
     pub authority: Arc<LaunchAuthority>,
     pub identity: Arc<SigningIdentity>,
+    /// Development mode: where the hand-started chaincode's TLS files are (removed at
+    /// shutdown).
+    pub dev_dir: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), String>>>,
+}
+
+/// Development mode: write the ephemeral CA and a development client certificate for
+/// chaincode started by hand, in a private directory, and say how to use them.
+fn write_dev_credentials(
+    authority: &LaunchAuthority,
+    fs_path: &std::path::Path,
+    advertised: &str,
+) -> Result<PathBuf, StartError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = fs_path.join("chaincode-dev");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            err(format!(
+                "development mode: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+    let creds = authority
+        .issue_dev()
+        .map_err(|e| err(format!("development mode: cannot issue a certificate: {e}")))?;
+    for (name, body) in [
+        ("ca.crt", &creds.root_pem),
+        ("client.crt", &creds.cert_pem),
+        ("client.key", &creds.key_pem),
+    ] {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                err(format!(
+                    "development mode: cannot write {}: {e}",
+                    path.display()
+                ))
+            })?;
+        std::io::Write::write_all(&mut f, body.as_bytes()).map_err(|e| {
+            err(format!(
+                "development mode: cannot write {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    tracing::warn!(
+        "DEVELOPMENT MODE: start chaincode by hand with CORE_CHAINCODE_ID_NAME=<chaincode name or \
+         package id> CORE_PEER_TLS_ENABLED=true CORE_PEER_TLS_ROOTCERT_FILE={d}/ca.crt \
+         CORE_TLS_CLIENT_CERT_FILE={d}/client.crt CORE_TLS_CLIENT_KEY_FILE={d}/client.key \
+         and -peer.address={advertised}",
+        d = dir.display()
+    );
+    Ok(dir)
 }
 
 fn host_of(addr: &str) -> &str {
@@ -251,6 +310,11 @@ impl PeerNode {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        let dev_dir = if dev_mode {
+            Some(write_dev_credentials(&authority, &fs_path, &advertised)?)
+        } else {
+            None
+        };
         let service = ChaincodeSupportService::new(authority.clone(), registry, dev_mode)
             .with_invoker(runtime.invoker())
             .with_keepalive(keepalive);
@@ -288,6 +352,7 @@ impl PeerNode {
             endorser,
             authority,
             identity,
+            dev_dir,
             stop,
             tasks,
         })
@@ -319,6 +384,9 @@ impl PeerNode {
         self.runtime.shutdown().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+        if let Some(dir) = self.dev_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct TestPeerOptions {
     /// Extra `core.yaml` text appended at the top level.
     pub extra_yaml: String,
     pub execute_timeout: String,
+    /// Development mode (`--peer-chaincodedev`).
+    pub dev_mode: bool,
 }
 
 impl TestPeerOptions {
@@ -41,6 +43,7 @@ impl TestPeerOptions {
             builders: vec![b("ccaas"), b("binary"), b("node")],
             extra_yaml: String::new(),
             execute_timeout: "3s".into(),
+            dev_mode: false,
         }
     }
 }
@@ -100,7 +103,7 @@ impl TestPeer {
             &cfg,
             StartOptions {
                 channels_file: Some(channels),
-                dev_mode: false,
+                dev_mode: opts.dev_mode,
             },
         )
         .await

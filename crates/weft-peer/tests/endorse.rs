@@ -827,3 +827,64 @@ async fn plaintext_chaincode_server_when_tls_not_required() {
     assert_eq!(status(&resp).2.as_ref(), b"1", "{resp:?}");
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mode_runs_chaincode_started_by_hand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = TestPeerOptions::with_shipped_builders(&repo());
+    opts.dev_mode = true;
+    let peer = TestPeer::start(tmp.path(), &opts).await.unwrap();
+    let dir = peer
+        .node
+        .dev_dir
+        .clone()
+        .expect("dev mode writes the chaincode's TLS files");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("client.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Nothing is running yet: the peer launches nothing in dev mode and says what to do.
+    let resp = peer.invoke("probe", &["get", "a"]).await.unwrap();
+    let msg = status(&resp).1;
+    assert!(
+        msg.contains("development mode") && msg.contains("CORE_CHAINCODE_ID_NAME=probe"),
+        "{msg}"
+    );
+
+    // A chaincode started by hand with the files the peer wrote registers by name.
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let config = weft_shim::LaunchConfig {
+        chaincode_id: "probe".into(),
+        peer_address: peer.node.chaincode_advertised.clone(),
+        tls: Some(weft_shim::LaunchTls {
+            root_pem: read("ca.crt"),
+            client_cert_pem: read("client.crt"),
+            client_key_pem: read("client.key"),
+            server_name_override: None,
+        }),
+        mspid: None,
+    };
+    tokio::spawn(weft_shim::start_with(Probe, config));
+    let stream = peer
+        .node
+        .runtime
+        .registry()
+        .wait_registered("probe", Duration::from_secs(10))
+        .await
+        .expect("registered in dev mode");
+    assert!(stream.dev_mode());
+    peer.seed("probe", &[("a", b"dev".as_slice())], 1)
+        .await
+        .unwrap();
+    let resp = peer.invoke("probe", &["get", "a"]).await.unwrap();
+    assert_eq!(status(&resp).2.as_ref(), b"dev", "{resp:?}");
+    assert!(resp.endorsement.is_some());
+    peer.stop().await;
+    assert!(
+        !dir.exists(),
+        "the development files are removed at shutdown"
+    );
+}
