@@ -888,3 +888,52 @@ async fn development_mode_runs_chaincode_started_by_hand() {
         "the development files are removed at shutdown"
     );
 }
+
+/// Mutated signed proposals (bytes flipped, truncated, fields spliced): every one is
+/// answered with a response, none panics, and none is endorsed unless it is the original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_proposals_are_refused_not_fatal() {
+    let net = Net::start().await;
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let (good, _) =
+        signed_proposal(&net.m().user(), CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut endorsed = 0;
+    for round in 0..600 {
+        let mut bytes = good.proposal_bytes.to_vec();
+        let mut sig = good.signature.to_vec();
+        match round % 3 {
+            0 => {
+                let i = (next() as usize) % bytes.len();
+                bytes[i] ^= (next() as u8) | 1;
+            }
+            1 => bytes.truncate((next() as usize) % bytes.len()),
+            _ => {
+                let i = (next() as usize) % sig.len();
+                sig[i] ^= (next() as u8) | 1;
+            }
+        }
+        let sp = SignedProposal {
+            proposal_bytes: bytes.into(),
+            signature: sig.into(),
+        };
+        let resp = net.endorse(&sp).await;
+        let (code, msg, _) = status(&resp);
+        assert!(code == 500 || code == 200, "round {round}: {resp:?}");
+        if resp.endorsement.is_some() {
+            endorsed += 1;
+        } else {
+            assert!(!msg.is_empty(), "round {round}: a refusal says why");
+        }
+    }
+    // A flipped bit can land in an unsigned place only if the signature still verifies,
+    // which it cannot: the signature covers every proposal byte.
+    assert_eq!(endorsed, 0);
+    net.stop().await;
+}
