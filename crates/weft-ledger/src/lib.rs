@@ -4,7 +4,10 @@
 //! - [`statedb`]: namespaced keys with values, metadata and versions (block, tx); atomic
 //!   updates with a savepoint; read views that see one committed state for as long as they
 //!   live (simulations hold one; commits wait for them, as in Fabric).
+//! - [`mvcc`]: MVCC and phantom-read validation of a block's read/write sets, and the state
+//!   and history updates of its valid transactions.
 
+pub mod mvcc;
 pub mod statedb;
 
 pub use statedb::{

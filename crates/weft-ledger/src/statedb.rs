@@ -76,6 +76,9 @@ pub enum StateError {
     },
     #[error("namespace {0:?} is invalid: it must be non-empty and must not contain U+0000")]
     BadNamespace(String),
+    /// An update that cannot be applied (e.g. a read/write set that does not decode).
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
 }
 
 /// `(namespace, key)`.

@@ -120,28 +120,7 @@ pub struct TxSimulator {
     paginated: bool,
 }
 
-/// Encode a key's metadata map as stored in the state database: a `KVMetadataWrite` without
-/// key, entries in name order.
-pub fn encode_metadata(entries: &BTreeMap<String, Bytes>) -> Bytes {
-    if entries.is_empty() {
-        return Bytes::new();
-    }
-    KvMetadataWrite {
-        key: String::new(),
-        entries: metadata_entries(entries),
-    }
-    .encode_to_vec()
-    .into()
-}
-
-/// Decode what [`encode_metadata`] stored.
-pub fn decode_metadata(bytes: &[u8]) -> Result<BTreeMap<String, Bytes>, String> {
-    if bytes.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let w = KvMetadataWrite::decode(bytes).map_err(|e| format!("corrupt key metadata: {e}"))?;
-    Ok(w.entries.into_iter().map(|e| (e.name, e.value)).collect())
-}
+pub use weft_ledger::mvcc::{decode_metadata, encode_metadata};
 
 fn metadata_entries(entries: &BTreeMap<String, Bytes>) -> Vec<KvMetadataEntry> {
     entries
