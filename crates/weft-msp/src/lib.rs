@@ -23,6 +23,7 @@ mod error;
 mod fsutil;
 pub mod msp;
 pub mod nodeou;
+pub mod policy;
 
 pub use config::{CryptoConfig, Curve, OrgKind, ResolvedOrg, Role};
 pub use cryptogen::{
