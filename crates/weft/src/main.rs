@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chaincode_cmd;
 mod crypto_cmd;
 mod doctor_cmd;
 mod lifecycle_cmd;
@@ -42,6 +43,15 @@ enum PeerCommand {
     /// Run the peer.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Call chaincode through a peer's endorser.
+    #[command(subcommand)]
+    Chaincode(ChaincodeCallCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChaincodeCallCommand {
+    /// Send a signed proposal and print the chaincode's answer (nothing is committed).
+    Query(chaincode_cmd::QueryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +91,9 @@ fn main() -> ExitCode {
             lifecycle_cmd::run(cmd)
         }
         Command::Peer(PeerCommand::Node(NodeCommand::Start(args))) => node_cmd::start(args),
+        Command::Peer(PeerCommand::Chaincode(ChaincodeCallCommand::Query(args))) => {
+            chaincode_cmd::query(args)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

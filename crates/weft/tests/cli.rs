@@ -513,6 +513,53 @@ fn peer_node_start_serves_and_stops_on_sigterm() {
         text(&out)
     );
 
+    // A signed proposal through the CLI reaches the endorser over mutual TLS; the chaincode
+    // is not defined on the channel, and the answer says so.
+    let user_msp = net.org1().join("users/User1@org1.example.com/msp");
+    let query = |with_cert: bool| {
+        let mut cmd = weft();
+        cmd.args([
+            "peer",
+            "chaincode",
+            "query",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["ReadAsset","asset1"]}"#,
+            "--peerAddresses",
+            &peer_addr,
+            "--tlsRootCertFiles",
+            s(&net.tlsca()),
+            "--ordererTLSHostnameOverride",
+            "peer0.org1.example.com",
+            "--mspdir",
+            s(&user_msp),
+            "--mspid",
+            "Org1MSP",
+        ]);
+        if with_cert {
+            cmd.args([
+                "--certfile",
+                s(&net.user_tls("client.crt")),
+                "--keyfile",
+                s(&net.user_tls("client.key")),
+            ]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = query(true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("chaincode \"basic\" is not defined on channel \"mychannel\""),
+        "{}",
+        text(&out)
+    );
+    let out = query(false);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("client certificate"), "{}", text(&out));
+
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
