@@ -229,3 +229,29 @@ impl TestPeer {
         self.node.shutdown().await;
     }
 }
+
+/// A throwaway P-256 root CA for chaincode-server and client TLS material in tests.
+pub fn test_ca(name: &str) -> Result<weft_crypto::CertificateAuthority, weft_crypto::Error> {
+    weft_crypto::CertificateAuthority::new_root(
+        &weft_crypto::Subject::cn(name),
+        weft_crypto::Validity::from_now(time::Duration::days(1)),
+        weft_crypto::KeyAlgorithm::EcdsaP256,
+    )
+}
+
+/// A leaf from `ca` for `cn` with `sans`: (certificate PEM, PKCS#8 key PEM).
+pub fn test_leaf(
+    ca: &weft_crypto::CertificateAuthority,
+    cn: &str,
+    sans: &[&str],
+    profile: weft_crypto::LeafProfile,
+) -> Result<(String, String), weft_crypto::Error> {
+    let issued = ca.issue(
+        &weft_crypto::LeafRequest::new(weft_crypto::Subject::cn(cn), profile)
+            .sans(sans.iter().copied()),
+    )?;
+    Ok((
+        issued.pem(),
+        weft_crypto::pem::encode("PRIVATE KEY", issued.key.pkcs8_der()),
+    ))
+}

@@ -9,9 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message;
 use tokio::sync::oneshot;
-use weft_crypto::{
-    CertificateAuthority, KeyAlgorithm, LeafProfile, LeafRequest, Subject, Validity,
-};
+use weft_crypto::{CertificateAuthority, LeafProfile};
 use weft_msp::msp::SigningIdentity;
 use weft_peer::endorser::signed_proposal;
 use weft_peer::node::PeerNode;
@@ -100,27 +98,17 @@ struct ServerPki {
 }
 
 fn ca(name: &str) -> CertificateAuthority {
-    CertificateAuthority::new_root(
-        &Subject::cn(name),
-        Validity::from_now(time::Duration::days(1)),
-        KeyAlgorithm::EcdsaP256,
-    )
-    .unwrap()
+    weft_peer::testing::test_ca(name).unwrap()
 }
 
+/// (certificate PEM, PKCS#8 key PEM).
 fn leaf(
     ca: &CertificateAuthority,
     cn: &str,
     sans: &[&str],
     profile: LeafProfile,
 ) -> (String, String) {
-    let issued = ca
-        .issue(&LeafRequest::new(Subject::cn(cn), profile).sans(sans.iter().copied()))
-        .unwrap();
-    (
-        issued.pem(),
-        weft_crypto::pem::encode("PRIVATE KEY", issued.key.pkcs8_der()),
-    )
+    weft_peer::testing::test_leaf(ca, cn, sans, profile).unwrap()
 }
 
 fn server_pki(sans: &[&str]) -> ServerPki {

@@ -43,10 +43,7 @@ pub struct QueryArgs {
     )]
     keyfile: Option<PathBuf>,
     /// Name expected in the peer's certificate, if not the host of --peerAddresses.
-    #[arg(
-        long = "ordererTLSHostnameOverride",
-        env = "CORE_PEER_TLS_SERVERHOSTOVERRIDE"
-    )]
+    #[arg(long = "servername", env = "CORE_PEER_TLS_SERVERHOSTOVERRIDE")]
     server_name: Option<String>,
     /// The signing identity's MSP directory.
     #[arg(long = "mspdir", env = "CORE_PEER_MSPCONFIGPATH")]

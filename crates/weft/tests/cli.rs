@@ -532,7 +532,7 @@ fn peer_node_start_serves_and_stops_on_sigterm() {
             &peer_addr,
             "--tlsRootCertFiles",
             s(&net.tlsca()),
-            "--ordererTLSHostnameOverride",
+            "--servername",
             "peer0.org1.example.com",
             "--mspdir",
             s(&user_msp),

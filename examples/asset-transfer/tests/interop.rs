@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
-use weft_crypto::{
-    CertificateAuthority, KeyAlgorithm, LeafProfile, LeafRequest, Subject, Validity,
-};
+use weft_crypto::{CertificateAuthority, LeafProfile};
 use weft_msp::msp::{Msp, MspManager};
 use weft_peer::node::PeerNode;
 use weft_peer::testing::{TestPeer, TestPeerOptions};
@@ -433,12 +431,7 @@ async fn exercise(net: &Net, cc: &str) -> Observed {
 // ---------------------------------------------------------------------------------------------
 
 fn ca(name: &str) -> CertificateAuthority {
-    CertificateAuthority::new_root(
-        &Subject::cn(name),
-        Validity::ten_years(),
-        KeyAlgorithm::EcdsaP256,
-    )
-    .unwrap()
+    weft_peer::testing::test_ca(name).unwrap()
 }
 
 /// (certificate PEM, PKCS#8 key PEM).
@@ -448,13 +441,7 @@ fn leaf(
     sans: &[&str],
     profile: LeafProfile,
 ) -> (String, String) {
-    let issued = ca
-        .issue(&LeafRequest::new(Subject::cn(cn), profile).sans(sans.iter().copied()))
-        .unwrap();
-    (
-        issued.pem(),
-        weft_crypto::pem::encode("PRIVATE KEY", issued.key.pkcs8_der()),
-    )
+    weft_peer::testing::test_leaf(ca, cn, sans, profile).unwrap()
 }
 
 /// TLS material for a chaincode server on 127.0.0.1 that requires client certificates:
