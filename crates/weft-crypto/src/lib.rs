@@ -34,6 +34,38 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Incremental SHA-256, for hashing data that arrives in pieces (a block's envelopes).
+pub struct Sha256(aws_lc_rs::digest::Context);
+
+impl std::fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha256")
+    }
+}
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sha256 {
+    pub fn new() -> Self {
+        Sha256(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let digest = self.0.finish();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        out
+    }
+}
+
 /// `n` bytes from the system's secure random generator (nonces).
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
     let mut bytes = vec![0u8; n];

@@ -528,6 +528,54 @@ impl BlockStore {
         })
     }
 
+    /// Open the store under `dir` to read it while another process (the peer or orderer that
+    /// owns it) may be appending: RocksDB's read-only mode, no recovery, and the height as of
+    /// the last indexed block. Appends are refused.
+    pub fn open_read_only(dir: &Path) -> Result<Self, BlockStoreError> {
+        let chains = dir.join("chains");
+        let index_path = dir.join("index");
+        if !index_path.is_dir() {
+            return Err(BlockStoreError::Index {
+                path: index_path,
+                detail: "no block store here (expected chains/ and index/)".into(),
+            });
+        }
+        let db = DB::open_for_read_only(&Options::default(), &index_path, false).map_err(|e| {
+            BlockStoreError::Index {
+                path: index_path.clone(),
+                detail: format!("cannot open read-only: {e}"),
+            }
+        })?;
+        let checkpoint = match db.get(CHECKPOINT_KEY) {
+            Ok(None) => Checkpoint::default(),
+            Ok(Some(b)) => Checkpoint::decode(&b).ok_or_else(|| BlockStoreError::Index {
+                path: index_path.clone(),
+                detail: format!("checkpoint of {} bytes instead of 20", b.len()),
+            })?,
+            Err(e) => {
+                return Err(BlockStoreError::Index {
+                    path: index_path,
+                    detail: format!("cannot read the checkpoint: {e}"),
+                })
+            }
+        };
+        Ok(BlockStore {
+            inner: Arc::new(Inner {
+                chains,
+                index_path,
+                db,
+                config: BlockStoreConfig::default(),
+                height: AtomicU64::new(checkpoint.height),
+                writer: Mutex::new(Writer {
+                    file_num: checkpoint.file,
+                    size: checkpoint.offset,
+                    file: None,
+                    broken: Some("the block store was opened read-only".into()),
+                }),
+            }),
+        })
+    }
+
     /// The number of blocks stored: the next block to append is block `height()`.
     pub fn height(&self) -> u64 {
         self.inner.height.load(Ordering::Acquire)
