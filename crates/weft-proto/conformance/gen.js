@@ -1070,6 +1070,76 @@ vec('map_default_value_message', 'common.ConfigGroup', {
   mod_policy: 'Admins',
 });
 
+// Channel configuration values (configtx): MSP definitions, channel, orderer and application
+// values, etcdraft consenter metadata.
+const ouId = (ou) => ({ certificate: b(`-----BEGIN CERTIFICATE-----\n${ou}-ca\n`), organizational_unit_identifier: ou });
+const fabricMspConfig = {
+  name: 'Org1MSP',
+  root_certs: [b('root-ca-1'), b('root-ca-2')],
+  intermediate_certs: [b('int-ca-1'), b('int-ca-2')],
+  admins: [b('admin-1'), b('admin-2')],
+  revocation_list: [b('crl-1'), b('crl-2')],
+  signing_identity: {
+    public_signer: b('public-signer'),
+    private_signer: { key_identifier: 'key-id', key_material: b('key-material') },
+  },
+  organizational_unit_identifiers: [ouId('dept-a'), ouId('dept-b')],
+  crypto_config: { signature_hash_family: 'SHA2', identity_identifier_hash_function: 'SHA256' },
+  tls_root_certs: [b('tls-root-1'), b('tls-root-2')],
+  tls_intermediate_certs: [b('tls-int-1'), b('tls-int-2')],
+  fabric_node_ous: {
+    enable: true,
+    client_ou_identifier: ouId('client'),
+    peer_ou_identifier: ouId('peer'),
+    admin_ou_identifier: ouId('admin'),
+    orderer_ou_identifier: ouId('orderer'),
+  },
+};
+vec('msp_config', 'msp.MSPConfig', { type: 1, config: enc('msp.FabricMSPConfig', fabricMspConfig) });
+vec('fabric_msp_config', 'msp.FabricMSPConfig', fabricMspConfig);
+vec('hashing_algorithm', 'common.HashingAlgorithm', { name: 'SHA256' });
+vec('block_data_hashing_structure', 'common.BlockDataHashingStructure', { width: 4294967295 });
+vec('orderer_addresses', 'common.OrdererAddresses', { addresses: ['orderer0.example.com:7050', 'orderer1.example.com:7050'] });
+vec('consortium', 'common.Consortium', { name: 'SampleConsortium' });
+vec('capabilities', 'common.Capabilities', { capabilities: [['V2_0', {}], ['V2_5', {}]] });
+const bftConsenter = (id) => ({
+  id,
+  host: `orderer${id}.example.com`,
+  port: 7050 + id * 11,
+  msp_id: 'OrdererMSP',
+  identity: b(`identity-${id}`),
+  client_tls_cert: b(`client-tls-${id}`),
+  server_tls_cert: b(`server-tls-${id}`),
+});
+vec('orderers', 'common.Orderers', { consenter_mapping: [bftConsenter(1), bftConsenter(2)] });
+vec('consensus_type', 'orderer.ConsensusType', { type: 'etcdraft', metadata: b('raft-metadata'), state: 'STATE_MAINTENANCE' });
+vec('batch_size', 'orderer.BatchSize', { max_message_count: 500, absolute_max_bytes: 10485760, preferred_max_bytes: 2097152 });
+vec('batch_timeout', 'orderer.BatchTimeout', { timeout: '250ms' });
+vec('kafka_brokers', 'orderer.KafkaBrokers', { brokers: ['kafka0:9092', 'kafka1:9092'] });
+vec('channel_restrictions', 'orderer.ChannelRestrictions', { max_count: 1000 });
+const raftConsenter = (n) => ({
+  host: `orderer${n}.example.com`,
+  port: 7050 + n,
+  client_tls_cert: b(`raft-client-${n}`),
+  server_tls_cert: b(`raft-server-${n}`),
+});
+vec('etcdraft_config_metadata', 'etcdraft.ConfigMetadata', {
+  consenters: [raftConsenter(0), raftConsenter(1)],
+  options: { tick_interval: '500ms', election_tick: 10, heartbeat_tick: 1, max_inflight_blocks: 5, snapshot_interval_size: 16777216 },
+});
+vec('anchor_peers', 'protos.AnchorPeers', {
+  anchor_peers: [
+    { host: 'peer0.org1.example.com', port: 7051 },
+    { host: 'peer1.org1.example.com', port: 8051 },
+  ],
+});
+vec('acls', 'protos.ACLs', {
+  acls: [
+    ['event/Block', { policy_ref: '/Channel/Application/Readers' }],
+    ['peer/Propose', { policy_ref: '/Channel/Application/Writers' }],
+  ],
+});
+
 // Types the vectors must cover (the brief's list); gen.js and tests/conformance.rs both check it.
 const REQUIRED = [
   'common.Envelope',
@@ -1166,6 +1236,18 @@ const REQUIRED = [
   'gateway.ChaincodeEventsRequest',
   'gateway.ChaincodeEventsResponse',
   'gateway.ErrorDetail',
+  'msp.MSPConfig',
+  'msp.FabricMSPConfig',
+  'common.HashingAlgorithm',
+  'common.BlockDataHashingStructure',
+  'common.OrdererAddresses',
+  'common.Capabilities',
+  'orderer.ConsensusType',
+  'orderer.BatchSize',
+  'orderer.BatchTimeout',
+  'orderer.ChannelRestrictions',
+  'protos.AnchorPeers',
+  'protos.ACLs',
 ];
 
 // Fields no vector can set to a non-default value, with the reason.
@@ -1192,6 +1274,7 @@ const ENUMS = [
   'orderer.SeekInfo.SeekBehavior',
   'orderer.SeekInfo.SeekErrorResponse',
   'orderer.SeekInfo.SeekContentType',
+  'orderer.ConsensusType.State',
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,10 @@
 //! Modules are protobuf packages: [`common`] (envelopes, headers, blocks, config, policies,
 //! MSP principals), [`msp`], [`protos`] (peer: proposals, responses, transactions, the
 //! chaincode stream and its services, events), [`rwset`], [`kvrwset`], [`queryresult`],
-//! [`orderer`] (atomic broadcast) and [`gateway`]. Every `bytes` field is `bytes::Bytes`.
+//! [`orderer`] (atomic broadcast, orderer config values), [`etcdraft`] (Raft consenter
+//! metadata) and [`gateway`]. Channel config values live in [`common`] (channel level),
+//! [`orderer`], [`protos`] (application: anchor peers, ACLs) and [`msp`] (`FabricMSPConfig`).
+//! Every `bytes` field is `bytes::Bytes`.
 
 #![allow(clippy::all, missing_debug_implementations)] // generated code
 
@@ -34,8 +37,14 @@ pub mod queryresult {
 pub mod orderer {
     tonic::include_proto!("orderer");
 }
+pub mod etcdraft {
+    tonic::include_proto!("etcdraft");
+}
 pub mod gateway {
     tonic::include_proto!("gateway");
+}
+pub mod lifecycle {
+    tonic::include_proto!("lifecycle");
 }
 
 pub use prost::Message;

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use weft_proto::{common, gateway, kvrwset, msp, orderer, protos, queryresult, rwset, Message};
+use weft_proto::{
+    common, etcdraft, gateway, kvrwset, msp, orderer, protos, queryresult, rwset, Message,
+};
 
 const VECTORS: &str = include_str!("../conformance/vectors.json");
 
@@ -113,6 +115,18 @@ const REQUIRED: &[&str] = &[
     "gateway.ChaincodeEventsRequest",
     "gateway.ChaincodeEventsResponse",
     "gateway.ErrorDetail",
+    "msp.MSPConfig",
+    "msp.FabricMSPConfig",
+    "common.HashingAlgorithm",
+    "common.BlockDataHashingStructure",
+    "common.OrdererAddresses",
+    "common.Capabilities",
+    "orderer.ConsensusType",
+    "orderer.BatchSize",
+    "orderer.BatchTimeout",
+    "orderer.ChannelRestrictions",
+    "protos.AnchorPeers",
+    "protos.ACLs",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -279,6 +293,43 @@ msg!(common::signature_policy::NOutOf: n, rules);
 msg!(common::SignaturePolicyEnvelope: version, rule, identities);
 
 msg!(msp::SerializedIdentity: mspid, id_bytes);
+msg!(msp::MspConfig: r#type, config);
+msg!(msp::FabricMspConfig:
+    name, root_certs, intermediate_certs, admins, revocation_list, signing_identity,
+    organizational_unit_identifiers, crypto_config, tls_root_certs, tls_intermediate_certs,
+    fabric_node_ous);
+msg!(msp::FabricCryptoConfig: signature_hash_family, identity_identifier_hash_function);
+msg!(msp::SigningIdentityInfo: public_signer, private_signer);
+msg!(msp::KeyInfo: key_identifier, key_material);
+msg!(msp::FabricOuIdentifier: certificate, organizational_unit_identifier);
+msg!(msp::FabricNodeOUs:
+    enable, client_ou_identifier, peer_ou_identifier, admin_ou_identifier,
+    orderer_ou_identifier);
+
+msg!(common::HashingAlgorithm: name);
+msg!(common::BlockDataHashingStructure: width);
+msg!(common::OrdererAddresses: addresses);
+msg!(common::Consortium: name);
+msg!(common::Capabilities: capabilities);
+msg!(common::Capability:);
+msg!(common::Consenter: id, host, port, msp_id, identity, client_tls_cert, server_tls_cert);
+msg!(common::Orderers: consenter_mapping);
+
+msg!(orderer::ConsensusType: r#type, metadata, state);
+msg!(orderer::BatchSize: max_message_count, absolute_max_bytes, preferred_max_bytes);
+msg!(orderer::BatchTimeout: timeout);
+msg!(orderer::KafkaBrokers: brokers);
+msg!(orderer::ChannelRestrictions: max_count);
+
+msg!(etcdraft::ConfigMetadata: consenters, options);
+msg!(etcdraft::Consenter: host, port, client_tls_cert, server_tls_cert);
+msg!(etcdraft::Options:
+    tick_interval, election_tick, heartbeat_tick, max_inflight_blocks, snapshot_interval_size);
+
+msg!(protos::AnchorPeers: anchor_peers);
+msg!(protos::AnchorPeer: host, port);
+msg!(protos::ApiResource: policy_ref);
+msg!(protos::AcLs: acls);
 
 msg!(gateway::ChaincodeEventsRequest:
     channel_id, chaincode_id, identity, start_position, after_transaction_id);
@@ -397,6 +448,9 @@ const KNOWN_REENCODING_DIFFERENCES: &[(&str, &str)] = &[
     ("map_default_key_and_value_uint64", MAP_DEFAULTS),
     ("map_default_key_and_value_string", MAP_DEFAULTS),
     ("map_default_value_message", MAP_DEFAULTS),
+    // Capabilities map to empty messages: the value is always the default. weft-configtx
+    // encodes this value by hand, the reference's way (see weft_configtx::genesis).
+    ("capabilities", MAP_DEFAULTS),
 ];
 const MAP_DEFAULTS: &str =
     "the reference writes a map entry's default key and value; prost leaves them out";
@@ -489,6 +543,22 @@ macro_rules! vector_types {
 
 vector_types! {
     "common.ApplicationPolicy" => common::ApplicationPolicy,
+    "common.BlockDataHashingStructure" => common::BlockDataHashingStructure,
+    "common.Capabilities" => common::Capabilities,
+    "common.Consortium" => common::Consortium,
+    "common.HashingAlgorithm" => common::HashingAlgorithm,
+    "common.OrdererAddresses" => common::OrdererAddresses,
+    "common.Orderers" => common::Orderers,
+    "etcdraft.ConfigMetadata" => etcdraft::ConfigMetadata,
+    "msp.FabricMSPConfig" => msp::FabricMspConfig,
+    "msp.MSPConfig" => msp::MspConfig,
+    "orderer.BatchSize" => orderer::BatchSize,
+    "orderer.BatchTimeout" => orderer::BatchTimeout,
+    "orderer.ChannelRestrictions" => orderer::ChannelRestrictions,
+    "orderer.ConsensusType" => orderer::ConsensusType,
+    "orderer.KafkaBrokers" => orderer::KafkaBrokers,
+    "protos.ACLs" => protos::AcLs,
+    "protos.AnchorPeers" => protos::AnchorPeers,
     "common.Block" => common::Block,
     "common.BlockData" => common::BlockData,
     "common.BlockHeader" => common::BlockHeader,
@@ -662,6 +732,7 @@ enum_types! {
     "orderer.SeekInfo.SeekBehavior" => orderer::seek_info::SeekBehavior,
     "orderer.SeekInfo.SeekErrorResponse" => orderer::seek_info::SeekErrorResponse,
     "orderer.SeekInfo.SeekContentType" => orderer::seek_info::SeekContentType,
+    "orderer.ConsensusType.State" => orderer::consensus_type::State,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1087,6 +1158,50 @@ fn enums_match_the_reference() {
             );
         }
     }
+}
+
+#[test]
+fn channel_config_value_fields() {
+    let m: msp::MspConfig = decode("msp_config");
+    assert_eq!(m.r#type, 1);
+    let f = msp::FabricMspConfig::decode(m.config).unwrap();
+    assert_eq!(f, decode::<msp::FabricMspConfig>("fabric_msp_config"));
+    assert_eq!(f.name, "Org1MSP");
+    let ous = f.fabric_node_ous.unwrap();
+    assert!(ous.enable);
+    assert_eq!(
+        ous.orderer_ou_identifier
+            .unwrap()
+            .organizational_unit_identifier,
+        "orderer"
+    );
+    let c: orderer::ConsensusType = decode("consensus_type");
+    assert_eq!(c.state, orderer::consensus_type::State::Maintenance as i32);
+    let b: orderer::BatchSize = decode("batch_size");
+    assert_eq!(
+        (
+            b.max_message_count,
+            b.absolute_max_bytes,
+            b.preferred_max_bytes
+        ),
+        (500, 10485760, 2097152)
+    );
+    let a: protos::AcLs = decode("acls");
+    assert_eq!(
+        a.acls["peer/Propose"].policy_ref,
+        "/Channel/Application/Writers"
+    );
+    let caps: common::Capabilities = decode("capabilities");
+    assert_eq!(
+        caps.capabilities.keys().collect::<Vec<_>>(),
+        ["V2_0", "V2_5"]
+    );
+    let raft: etcdraft::ConfigMetadata = decode("etcdraft_config_metadata");
+    assert_eq!(raft.consenters[1].port, 7051);
+    assert_eq!(
+        raft.options.unwrap().snapshot_interval_size,
+        16 * 1024 * 1024
+    );
 }
 
 #[test]
