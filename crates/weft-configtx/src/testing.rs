@@ -1,0 +1,166 @@
+//! A two-org network for tests of every crate: cryptogen material for `OrdererOrg`
+//! (`orderer.example.com`, MSP ID `OrdererMSP`), `Org1MSP` and `Org2MSP` (one peer each, users
+//! Admin and User1, NodeOUs on, TLS SANs `localhost` and `127.0.0.1`), and the genesis block of
+//! channel `mychannel`: MAJORITY Endorsement, orderer type `solo`, BatchTimeout 250 ms,
+//! MaxMessageCount 500, AbsoluteMaxBytes 10 MB, PreferredMaxBytes 2 MB, the orderer at
+//! `127.0.0.1:<port>`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use weft_msp::cryptogen::{default_network_config, generate, GenerateOptions};
+use weft_msp::SigningIdentity;
+use weft_proto::common::Block;
+
+use crate::channel::BatchConfig;
+use crate::error::ConfigError;
+use crate::genesis::{genesis_block, OrgProfile, Profile};
+
+/// The channel of a [`TestNetwork`].
+pub const CHANNEL: &str = "mychannel";
+
+/// Paths of one node or user of a [`TestNetwork`] (cryptogen's layout).
+#[derive(Debug, Clone)]
+pub struct TestIdentity {
+    /// e.g. `peer0.org1.example.com` or `User1@org1.example.com`.
+    pub name: String,
+    pub msp_id: String,
+    /// The local MSP directory (signcerts/, keystore/).
+    pub msp_dir: PathBuf,
+    /// `tls/server.crt` (nodes) or `tls/client.crt` (users).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// `tls/ca.crt`: the org's TLS CA.
+    pub tls_ca_cert: PathBuf,
+}
+
+impl TestIdentity {
+    /// The signing identity of the local MSP.
+    pub fn signer(&self) -> Result<SigningIdentity, ConfigError> {
+        SigningIdentity::from_local_msp_dir(&self.msp_dir, &self.msp_id)
+            .map_err(|e| ConfigError::file(self.msp_dir.display(), e.to_string()))
+    }
+}
+
+/// One org of a [`TestNetwork`].
+#[derive(Debug, Clone)]
+pub struct TestOrg {
+    /// Org group name in the config (`OrdererOrg`, `Org1MSP`, `Org2MSP`).
+    pub name: String,
+    pub msp_id: String,
+    /// The org's MSP directory (`.../msp`).
+    pub msp_dir: PathBuf,
+    /// The org's TLS CA certificate (PEM file).
+    pub tls_ca_cert: PathBuf,
+    /// The peer (application orgs) or orderer node.
+    pub node: TestIdentity,
+    pub admin: TestIdentity,
+    /// `User1` (application orgs; the orderer org has only Admin, so this is Admin there).
+    pub user: TestIdentity,
+}
+
+/// Material and genesis block of the two-org test network.
+#[derive(Debug, Clone)]
+pub struct TestNetwork {
+    /// The crypto material root (`<dir>/crypto`).
+    pub crypto_dir: PathBuf,
+    pub orderer_org: TestOrg,
+    /// Org1MSP, Org2MSP.
+    pub orgs: Vec<TestOrg>,
+    pub channel_id: String,
+    /// `127.0.0.1:<port>`.
+    pub orderer_endpoint: String,
+    pub profile: Profile,
+    pub genesis: Block,
+}
+
+/// Generate the material under `dir/crypto` (`dir` empty or absent) and build the genesis
+/// block of `mychannel` with the orderer at `127.0.0.1:<orderer_port>`.
+pub fn two_org_network(dir: &Path, orderer_port: u16) -> Result<TestNetwork, ConfigError> {
+    let crypto_dir = dir.join("crypto");
+    let report = generate(
+        &default_network_config(),
+        &crypto_dir,
+        &GenerateOptions::default(),
+    )
+    .map_err(|e| ConfigError::file(crypto_dir.display(), e.to_string()))?;
+    let find = |domain: &str| {
+        report
+            .orgs
+            .iter()
+            .find(|o| o.domain == domain)
+            .ok_or_else(|| {
+                ConfigError::file(
+                    crypto_dir.display(),
+                    format!("cryptogen made no org {domain}"),
+                )
+            })
+    };
+    let org = |name: &str, msp_id: &str, domain: &str| -> Result<TestOrg, ConfigError> {
+        let o = find(domain)?;
+        let ident = |r: &weft_msp::IdentityReport| TestIdentity {
+            name: r.name.clone(),
+            msp_id: msp_id.to_owned(),
+            msp_dir: r.msp_dir.clone(),
+            tls_cert: r.tls_cert.clone(),
+            tls_key: r.tls_key.clone(),
+            tls_ca_cert: r.tls_ca_cert.clone(),
+        };
+        let node = o
+            .nodes
+            .first()
+            .map(ident)
+            .ok_or_else(|| ConfigError::file(o.path.display(), "cryptogen made no node"))?;
+        let admin = o
+            .users
+            .iter()
+            .find(|u| u.name.starts_with("Admin@"))
+            .map(ident)
+            .ok_or_else(|| ConfigError::file(o.path.display(), "cryptogen made no Admin user"))?;
+        let user = o
+            .users
+            .iter()
+            .find(|u| u.name.starts_with("User1@"))
+            .map(ident)
+            .unwrap_or_else(|| admin.clone());
+        Ok(TestOrg {
+            name: name.to_owned(),
+            msp_id: msp_id.to_owned(),
+            msp_dir: o.msp_dir.clone(),
+            tls_ca_cert: o.tls_ca_cert.clone(),
+            node,
+            admin,
+            user,
+        })
+    };
+    let orderer_org = org("OrdererOrg", "OrdererMSP", "example.com")?;
+    let orgs = vec![
+        org("Org1MSP", "Org1MSP", "org1.example.com")?,
+        org("Org2MSP", "Org2MSP", "org2.example.com")?,
+    ];
+    let orderer_endpoint = format!("127.0.0.1:{orderer_port}");
+    let mut oo = OrgProfile::orderer(&orderer_org.name, &orderer_org.msp_id, &orderer_org.msp_dir);
+    oo.orderer_endpoints = vec![orderer_endpoint.clone()];
+    let mut profile = Profile::new(
+        vec![oo],
+        orgs.iter()
+            .map(|o| OrgProfile::application(&o.name, &o.msp_id, &o.msp_dir))
+            .collect(),
+    );
+    profile.orderer.batch = BatchConfig {
+        max_message_count: 500,
+        absolute_max_bytes: 10 * 1024 * 1024,
+        preferred_max_bytes: 2 * 1024 * 1024,
+        timeout: Duration::from_millis(250),
+    };
+    let genesis = genesis_block(CHANNEL, &profile)?;
+    Ok(TestNetwork {
+        crypto_dir,
+        orderer_org,
+        orgs,
+        channel_id: CHANNEL.to_owned(),
+        orderer_endpoint,
+        profile,
+        genesis,
+    })
+}
