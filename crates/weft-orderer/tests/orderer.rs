@@ -1,0 +1,567 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The orderer end to end over real mutual TLS on 127.0.0.1: join through the admin API,
+//! Broadcast, Deliver, attacks, restart, and crash recovery from the write-ahead log.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio_stream::StreamExt;
+use weft_ledger::block::{header_hash, last_config_index, signature_message, signatures};
+use weft_msp::SigningIdentity;
+use weft_orderer::chain::{Chain, ChainPaths};
+use weft_orderer::consensus::BlockSigner;
+use weft_orderer::testing::{TestOrderer, CHANNEL};
+use weft_proto::common::{
+    Block, ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader, Status,
+};
+use weft_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use weft_proto::orderer::seek_info::SeekBehavior;
+use weft_proto::orderer::seek_position::Type as Pos;
+use weft_proto::orderer::{
+    deliver_response, BroadcastResponse, SeekInfo, SeekNewest, SeekOldest, SeekPosition,
+    SeekSpecified,
+};
+use weft_tls::{ClientIdentity, Endpoint, Identity, Profile, TlsClient, Trust};
+
+type Client = AtomicBroadcastClient<tonic::transport::Channel>;
+
+fn tls_client(o: &TestOrderer, with_cert: bool) -> (TlsClient, Option<Vec<u8>>) {
+    let ca = std::fs::read(o.tls_ca_file()).unwrap();
+    let roots = weft_crypto::pem::certificates(&ca, "ca").unwrap();
+    let user = &o.network.orgs[0].user;
+    let (identity, cert_der) = if with_cert {
+        let id = Identity::from_pem_files(&user.tls_cert, &user.tls_key, "user tls").unwrap();
+        let der = id.chain()[0].as_ref().to_vec();
+        (ClientIdentity::Certificate(id), Some(der))
+    } else {
+        (ClientIdentity::Anonymous, None)
+    };
+    (
+        TlsClient::new(Trust::Roots(roots), identity, Profile::Fabric).unwrap(),
+        cert_der,
+    )
+}
+
+async fn client(o: &TestOrderer) -> (Client, Vec<u8>) {
+    let (tls, der) = tls_client(o, true);
+    let ch = weft_tls::grpc::channel(Some(tls), Endpoint::parse(&o.address()).unwrap())
+        .await
+        .unwrap();
+    (
+        AtomicBroadcastClient::new(ch).max_decoding_message_size(100 * 1024 * 1024),
+        der.unwrap(),
+    )
+}
+
+fn user(o: &TestOrderer) -> SigningIdentity {
+    o.network.orgs[0].user.signer().unwrap()
+}
+
+fn envelope_with(
+    creator: Bytes,
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+    channel: &str,
+    t: HeaderType,
+    data: Bytes,
+    tls_cert_hash: &[u8],
+) -> Envelope {
+    let nonce = weft_crypto::random_bytes(24).unwrap();
+    let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[&nonce[..], &creator[..]].concat()));
+    let ch = ChannelHeader {
+        r#type: t as i32,
+        channel_id: channel.into(),
+        tx_id,
+        timestamp: Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        }),
+        tls_cert_hash: Bytes::copy_from_slice(tls_cert_hash),
+        ..Default::default()
+    };
+    let sh = SignatureHeader {
+        creator,
+        nonce: nonce.into(),
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ch.encode_to_vec().into(),
+            signature_header: sh.encode_to_vec().into(),
+        }),
+        data,
+    }
+    .encode_to_vec();
+    let signature = sign(&payload);
+    Envelope {
+        payload: payload.into(),
+        signature: signature.into(),
+    }
+}
+
+fn envelope(signer: &SigningIdentity, channel: &str, t: HeaderType, data: &[u8]) -> Envelope {
+    envelope_with(
+        signer.serialize().into(),
+        |m| signer.sign(m).unwrap(),
+        channel,
+        t,
+        Bytes::copy_from_slice(data),
+        &[],
+    )
+}
+
+async fn broadcast(c: &mut Client, envs: Vec<Envelope>) -> Vec<BroadcastResponse> {
+    let n = envs.len();
+    let mut responses = c
+        .broadcast(tokio_stream::iter(envs))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while out.len() < n {
+        match tokio::time::timeout(Duration::from_secs(30), responses.next()).await {
+            Ok(Some(Ok(r))) => out.push(r),
+            other => panic!("broadcast stream ended early: {other:?}"),
+        }
+    }
+    out
+}
+
+fn seek_env(
+    signer: &SigningIdentity,
+    start: Pos,
+    stop: Pos,
+    behavior: SeekBehavior,
+    tls_hash: &[u8],
+) -> Envelope {
+    let seek = SeekInfo {
+        start: Some(SeekPosition {
+            r#type: Some(start),
+        }),
+        stop: Some(SeekPosition { r#type: Some(stop) }),
+        behavior: behavior as i32,
+        ..Default::default()
+    };
+    envelope_with(
+        signer.serialize().into(),
+        |m| signer.sign(m).unwrap(),
+        CHANNEL,
+        HeaderType::DeliverSeekInfo,
+        seek.encode_to_vec().into(),
+        tls_hash,
+    )
+}
+
+/// Blocks, then the final status.
+async fn deliver(c: &mut Client, env: Envelope) -> (Vec<Block>, Status) {
+    let mut stream = c
+        .deliver(tokio_stream::iter(vec![env]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut blocks = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("deliver timed out")
+            .expect("deliver stream ended without a status")
+            .unwrap();
+        match item.r#type {
+            Some(deliver_response::Type::Block(b)) => blocks.push(b),
+            Some(deliver_response::Type::Status(s)) => {
+                return (blocks, Status::try_from(s).unwrap())
+            }
+            None => panic!("empty deliver response"),
+        }
+    }
+}
+
+fn specified(n: u64) -> Pos {
+    Pos::Specified(SeekSpecified { number: n })
+}
+
+fn check_chain(o: &TestOrderer, blocks: &[Block]) {
+    let orderer_key = &o.node.identity.identity().public_key;
+    for (i, b) in blocks.iter().enumerate() {
+        let h = b.header.as_ref().unwrap();
+        assert_eq!(h.number, i as u64);
+        if i > 0 {
+            let prev = blocks[i - 1].header.as_ref().unwrap();
+            assert_eq!(h.previous_hash.as_ref(), header_hash(prev).as_slice());
+            assert_eq!(
+                h.data_hash.as_ref(),
+                weft_ledger::block::data_hash(b.data.as_ref().unwrap()).as_slice()
+            );
+            let md = signatures(b).unwrap().expect("signed");
+            assert_eq!(md.signatures.len(), 1);
+            let sig = &md.signatures[0];
+            let shdr = SignatureHeader::decode(sig.signature_header.clone()).unwrap();
+            assert_eq!(
+                shdr.creator.as_ref(),
+                o.node.identity.serialize().as_slice()
+            );
+            let msg = signature_message(&md.value, &sig.signature_header, h);
+            weft_crypto::sign::verify(orderer_key, &msg, &sig.signature)
+                .expect("orderer signature verifies");
+            assert_eq!(last_config_index(b), Some(0));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_broadcast_deliver_attack_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = TestOrderer::start(dir.path()).await.unwrap();
+
+    // The admin API as osnadmin sees it.
+    let admin = o.admin().unwrap();
+    let list = admin.list().await.unwrap();
+    assert_eq!(list.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+    assert_eq!(v["channels"][0]["name"], CHANNEL);
+    assert!(v["systemChannel"].is_null());
+    let info = admin.info(CHANNEL).await.unwrap();
+    assert_eq!(info.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+    assert_eq!(v["height"], 1);
+    assert_eq!(v["consensusRelation"], "consenter");
+    let again = admin
+        .join(&o.network.genesis.encode_to_vec())
+        .await
+        .unwrap();
+    assert_eq!(again.status, 405, "{}", again.body);
+    assert!(again.body.contains("already exists"), "{}", again.body);
+    let bad = admin.join(b"not a block").await.unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(admin.info("nochannel").await.unwrap().status, 404);
+
+    let (mut c, cert_der) = client(&o).await;
+    let u = user(&o);
+
+    // Cut by count: MaxMessageCount is 500.
+    let envs: Vec<Envelope> = (0..500)
+        .map(|i| {
+            envelope(
+                &u,
+                CHANNEL,
+                HeaderType::EndorserTransaction,
+                format!("tx{i}").as_bytes(),
+            )
+        })
+        .collect();
+    let first_tx = envs[0].clone();
+    let rs = broadcast(&mut c, envs).await;
+    assert!(
+        rs.iter().all(|r| r.status == Status::Success as i32),
+        "{:?}",
+        rs.iter().find(|r| r.status != 200)
+    );
+    // Cut by timeout (250 ms): 3 more.
+    let envs: Vec<Envelope> = (0..3)
+        .map(|i| envelope(&u, CHANNEL, HeaderType::Message, format!("m{i}").as_bytes()))
+        .collect();
+    let rs = broadcast(&mut c, envs).await;
+    assert!(rs.iter().all(|r| r.status == Status::Success as i32));
+
+    // Deliver oldest..specified(2), blocking until block 2 exists.
+    let (blocks, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            specified(2),
+            SeekBehavior::BlockUntilReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!(status, Status::Success);
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[1].data.as_ref().unwrap().data.len(), 500);
+    assert_eq!(blocks[2].data.as_ref().unwrap().data.len(), 3);
+    assert_eq!(
+        blocks[1].data.as_ref().unwrap().data[0].as_ref(),
+        first_tx.encode_to_vec().as_slice(),
+        "envelopes are stored as submitted"
+    );
+    check_chain(&o, &blocks);
+
+    // Newest, and FAIL_IF_NOT_READY past the end.
+    let (b, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Newest(SeekNewest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!((b.len(), status), (1, Status::Success));
+    assert_eq!(b[0].header.as_ref().unwrap().number, 2);
+    let (b, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            specified(10),
+            specified(10),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!((b.len(), status), (0, Status::NotFound));
+
+    // Blocking for a future block.
+    let waiter = {
+        let mut c2 = c.clone();
+        let env = seek_env(
+            &u,
+            specified(3),
+            specified(3),
+            SeekBehavior::BlockUntilReady,
+            &cert_der_hash(&cert_der),
+        );
+        tokio::spawn(async move { deliver(&mut c2, env).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished());
+    let rs = broadcast(
+        &mut c,
+        vec![envelope(
+            &u,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"later",
+        )],
+    )
+    .await;
+    assert_eq!(rs[0].status, Status::Success as i32);
+    let (b, status) = waiter.await.unwrap();
+    assert_eq!(status, Status::Success);
+    assert_eq!(b[0].header.as_ref().unwrap().number, 3);
+
+    // --- attacks ---
+    let refused = |r: &BroadcastResponse, s: Status, needle: &str| {
+        assert_eq!(r.status, s as i32, "{r:?}");
+        assert!(
+            r.info.contains(needle),
+            "expected {needle:?} in {:?}",
+            r.info
+        );
+    };
+    let mut unsigned = envelope(&u, CHANNEL, HeaderType::EndorserTransaction, b"x");
+    unsigned.signature = Bytes::new();
+    let mut tampered = envelope(&u, CHANNEL, HeaderType::EndorserTransaction, b"y");
+    let mut sig = tampered.signature.to_vec();
+    let last = sig.len() - 1;
+    sig[last] ^= 1;
+    tampered.signature = sig.into();
+    // Org2's user signing while claiming to be Org1's user: the signature does not verify.
+    let org2 = o.network.orgs[1].user.signer().unwrap();
+    let impostor = envelope_with(
+        u.serialize().into(),
+        |m| org2.sign(m).unwrap(),
+        CHANNEL,
+        HeaderType::EndorserTransaction,
+        Bytes::from_static(b"z"),
+        &[],
+    );
+    let unknown_msp = envelope_with(
+        weft_msp::serialize_identity("EvilMSP", u.certificate_der()).into(),
+        |m| u.sign(m).unwrap(),
+        CHANNEL,
+        HeaderType::EndorserTransaction,
+        Bytes::from_static(b"w"),
+        &[],
+    );
+    let oversized = envelope(
+        &u,
+        CHANNEL,
+        HeaderType::EndorserTransaction,
+        &vec![7u8; 10 * 1024 * 1024 + 1],
+    );
+    let garbage = Envelope {
+        payload: Bytes::from_static(b"\x0a\xff\xff\xff garbage"),
+        signature: Bytes::from_static(b"sig"),
+    };
+    let wrong_channel = envelope(&u, "otherchannel", HeaderType::EndorserTransaction, b"c");
+    let config_update = envelope(&u, CHANNEL, HeaderType::ConfigUpdate, b"cu");
+    let config = envelope(&u, CHANNEL, HeaderType::Config, b"cfg");
+    let rs = broadcast(
+        &mut c,
+        vec![
+            unsigned,
+            tampered,
+            impostor,
+            unknown_msp,
+            oversized,
+            garbage,
+            wrong_channel,
+            config_update,
+            config,
+        ],
+    )
+    .await;
+    refused(&rs[0], Status::Forbidden, "not signed");
+    refused(&rs[1], Status::Forbidden, "Org1MSP");
+    refused(&rs[1], Status::Forbidden, "does not verify");
+    refused(&rs[2], Status::Forbidden, "does not verify");
+    refused(&rs[3], Status::Forbidden, "EvilMSP");
+    refused(&rs[4], Status::RequestEntityTooLarge, "AbsoluteMaxBytes");
+    refused(&rs[5], Status::BadRequest, "payload");
+    refused(&rs[6], Status::NotFound, "otherchannel");
+    refused(&rs[7], Status::NotImplemented, "not supported yet");
+    refused(&rs[8], Status::BadRequest, "CONFIG");
+    // None of them was ordered.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    assert_eq!(chain.height(), 4);
+
+    // Deliver bound to another TLS session, and without the binding under mutual TLS.
+    let (b, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::BlockUntilReady,
+            &[9u8; 32],
+        ),
+    )
+    .await;
+    assert_eq!((b.len(), status), (0, Status::Forbidden));
+    let (b, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::BlockUntilReady,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!((b.len(), status), (0, Status::Forbidden));
+
+    // A client without a TLS certificate is refused at the handshake.
+    let (anon, _) = tls_client(&o, false);
+    let e = weft_tls::grpc::channel(Some(anon), Endpoint::parse(&o.address()).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+
+    // Restart: height and blocks survive, ordering continues.
+    drop(c);
+    drop(chain);
+    let o = o.restart().await.unwrap();
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    assert_eq!(chain.height(), 4);
+    let (mut c, cert_der) = client(&o).await;
+    let rs = broadcast(
+        &mut c,
+        vec![envelope(
+            &u,
+            CHANNEL,
+            HeaderType::EndorserTransaction,
+            b"after restart",
+        )],
+    )
+    .await;
+    assert_eq!(rs[0].status, Status::Success as i32, "{rs:?}");
+    let (blocks, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            specified(4),
+            SeekBehavior::BlockUntilReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!((blocks.len(), status), (5, Status::Success));
+    check_chain(&o, &blocks);
+
+    // Remove the channel through the admin API.
+    drop(c);
+    drop(chain);
+    let admin = o.admin().unwrap();
+    assert_eq!(admin.remove(CHANNEL).await.unwrap().status, 204);
+    assert_eq!(admin.info(CHANNEL).await.unwrap().status, 404);
+    assert_eq!(admin.remove(CHANNEL).await.unwrap().status, 404);
+    o.shutdown().await;
+}
+
+fn cert_der_hash(der: &[u8]) -> Vec<u8> {
+    weft_crypto::sha256(der).to_vec()
+}
+
+/// A crash after the write-ahead log write, before the block store write: the block is
+/// produced on restart, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_record_without_block_is_recovered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = weft_configtx::testing::two_org_network(dir.path(), 7050).unwrap();
+    let signer = BlockSigner::new(std::sync::Arc::new(net.orderer_org.node.signer().unwrap()));
+    let paths = ChainPaths {
+        ledger_dir: dir.path().join("ledger"),
+        wal_dir: dir.path().join("wal"),
+    };
+    let chain = Chain::join(&paths, &net.genesis, &signer).unwrap();
+    assert_eq!(chain.height(), 1);
+    chain.halt().await;
+    drop(chain);
+
+    // What a crash leaves: the batch for block 1 in the log, nothing in the store.
+    let u = net.orgs[0].user.signer().unwrap();
+    let env = envelope_with(
+        u.serialize().into(),
+        |m| u.sign(m).unwrap(),
+        CHANNEL,
+        HeaderType::EndorserTransaction,
+        Bytes::from_static(b"logged"),
+        &[],
+    );
+    {
+        let (mut wal, _) = weft_orderer::wal::Wal::open(&paths.channel_wal_dir(CHANNEL)).unwrap();
+        wal.append(1, &[Bytes::from(env.encode_to_vec())]).unwrap();
+    }
+
+    let chain = Chain::open(&paths, CHANNEL, &signer).unwrap();
+    let mut heights = chain.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), heights.wait_for(|h| *h >= 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let b1 = chain.block(1).unwrap().unwrap();
+    assert_eq!(
+        b1.data.as_ref().unwrap().data[0].as_ref(),
+        env.encode_to_vec().as_slice()
+    );
+    let genesis_hash = header_hash(net.genesis.header.as_ref().unwrap());
+    assert_eq!(
+        b1.header.as_ref().unwrap().previous_hash.as_ref(),
+        genesis_hash.as_slice()
+    );
+    chain.halt().await;
+    drop(chain);
+
+    // Restart again: the log was released; nothing is produced twice.
+    let chain = Chain::open(&paths, CHANNEL, &signer).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(chain.height(), 2);
+    chain.halt().await;
+
+    // A log that does not continue the store is refused, not silently skipped.
+    drop(chain);
+    {
+        let (mut wal, _) = weft_orderer::wal::Wal::open(&paths.channel_wal_dir(CHANNEL)).unwrap();
+        wal.append(5, &[Bytes::from_static(b"x")]).unwrap();
+    }
+    let e = Chain::open(&paths, CHANNEL, &signer)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("block 5 where block 2 was expected"), "{e}");
+}
