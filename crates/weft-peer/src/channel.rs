@@ -1,43 +1,168 @@
-//! The channels a peer serves, as the endorser needs them: the channel's MSPs (who may
-//! propose), its state database, and which installed package runs each chaincode name.
+//! The channels a peer serves: the channel's MSPs (who may propose and endorse), its ledger
+//! (block store, state database with history), which installed package runs each chaincode
+//! name and with which endorsement policy, and the channel's commit notifications.
 //!
-//! This is the seam the transaction issue replaces: there, channels are joined from a genesis
-//! block and chaincode definitions come from `_lifecycle`. Here a peer takes them from its
-//! channel file (see [`ChannelsFile`]).
+//! A channel comes from one of two places:
+//! - a genesis block the peer joined (`PeerNode::join_channel`): its ledger is under
+//!   `<peer.fileSystemPath>/ledgersData/<channel>/` (`blocks/`, `state/`), block 0 is the
+//!   genesis block, and a `joined` marker file there makes the peer reopen it at start;
+//! - the peer's channel file (see [`ChannelsFile`]), which lists MSP directories (kept for
+//!   tests and development setups; such a channel has a ledger too, but no config block).
+//!
+//! Chaincode definitions (name -> [`ChaincodeDefinition`]) are set with
+//! [`Channel::define_chaincode`] / [`Channel::define`] until `_lifecycle` fills them from
+//! transactions.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
-use weft_ledger::StateDb;
-use weft_msp::msp::{Msp, MspManager};
+use weft_ledger::{BlockStore, BlockStoreConfig, StateDb};
+use weft_msp::msp::{IdentityError, Msp, MspManager, ValidatedIdentity};
+use weft_msp::policy::CompiledPolicy;
+
+use weft_configtx::ChannelConfig;
+
+use crate::commit_events::CommitEvents;
+use crate::verifycache::{IdentityCache, SignatureCache};
+
+/// The endorsement policy of a chaincode definition (Fabric's `ApplicationPolicy`).
+#[derive(Debug, Clone)]
+pub enum EndorsementPolicy {
+    /// A signature policy of its own.
+    Signature(Arc<CompiledPolicy>),
+    /// A channel policy by path, e.g. `/Channel/Application/Endorsement`.
+    ChannelPolicy(String),
+}
+
+/// The default endorsement policy of a chaincode without one of its own.
+pub const DEFAULT_ENDORSEMENT_POLICY: &str = "/Channel/Application/Endorsement";
+
+/// A chaincode defined on a channel: the package that runs it and how its transactions are
+/// endorsed (`None`: the channel's [`DEFAULT_ENDORSEMENT_POLICY`]).
+#[derive(Debug, Clone)]
+pub struct ChaincodeDefinition {
+    pub package_id: String,
+    pub endorsement_policy: Option<EndorsementPolicy>,
+}
+
+/// A channel's ledger directories under `ledgersData`.
+pub fn ledger_dir(ledgers_dir: &Path, channel: &str) -> PathBuf {
+    ledgers_dir.join(channel)
+}
+
+/// Open (creating) a channel's block store and state database under `dir`
+/// (`dir/blocks`, `dir/state`).
+pub fn open_ledger(dir: &Path) -> Result<(BlockStore, StateDb), String> {
+    let state_dir = dir.join("state");
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let state = StateDb::open(&state_dir).map_err(|e| e.to_string())?;
+    let blocks = BlockStore::open(&dir.join("blocks"), BlockStoreConfig::default())
+        .map_err(|e| e.to_string())?;
+    Ok((blocks, state))
+}
 
 /// One channel on this peer.
 #[derive(Debug)]
 pub struct Channel {
     id: String,
     msps: MspManager,
+    /// The channel's configuration (from its genesis / last config block); `None` for a
+    /// channel from a channel file.
+    config: Option<Arc<ChannelConfig>>,
     state: StateDb,
-    /// Chaincode name -> package id.
-    chaincodes: RwLock<BTreeMap<String, String>>,
-    /// Transaction ids already on the ledger (filled by the commit path).
+    blocks: BlockStore,
+    /// Chaincode name -> definition.
+    chaincodes: RwLock<BTreeMap<String, ChaincodeDefinition>>,
+    /// Transaction ids recorded as committed by hand (tests); the block store is the real
+    /// record.
     committed: Mutex<HashSet<String>>,
+    events: CommitEvents,
+    identities: IdentityCache,
+    signatures: Arc<SignatureCache>,
+    /// Held by whoever commits a block to this channel (one committer at a time).
+    commit_lock: tokio::sync::Mutex<()>,
+    /// The MSP ID of this peer's org: whose approved package runs a `_lifecycle` definition.
+    local_msp: std::sync::OnceLock<String>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }
 
 impl Channel {
-    pub fn new(id: impl Into<String>, msps: MspManager, state: StateDb) -> Self {
+    /// A channel over an opened ledger (see [`open_ledger`]).
+    pub fn new(
+        id: impl Into<String>,
+        msps: MspManager,
+        blocks: BlockStore,
+        state: StateDb,
+        signatures: Arc<SignatureCache>,
+    ) -> Self {
         Channel {
             id: id.into(),
             msps,
+            config: None,
             state,
+            blocks,
             chaincodes: RwLock::new(BTreeMap::new()),
             committed: Mutex::new(HashSet::new()),
+            events: CommitEvents::new(),
+            identities: IdentityCache::default(),
+            signatures,
+            commit_lock: tokio::sync::Mutex::new(()),
+            local_msp: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Record this peer's MSP ID (once): `_lifecycle` definitions run the package this org
+    /// approved.
+    pub fn set_local_msp(&self, msp_id: &str) {
+        let _ = self.local_msp.set(msp_id.to_owned());
+    }
+
+    /// This peer's MSP ID, if set (empty otherwise).
+    pub fn local_msp(&self) -> &str {
+        self.local_msp.get().map(String::as_str).unwrap_or_default()
+    }
+
+    /// A channel from its configuration: MSPs from the config.
+    pub fn from_config(
+        config: Arc<ChannelConfig>,
+        blocks: BlockStore,
+        state: StateDb,
+        signatures: Arc<SignatureCache>,
+    ) -> Self {
+        let mut ch = Channel::new(
+            config.channel_id().to_owned(),
+            config.msp_manager().clone(),
+            blocks,
+            state,
+            signatures,
+        );
+        ch.config = Some(config);
+        ch
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The channel's configuration; `None` for a channel from a channel file.
+    pub fn config(&self) -> Option<Arc<ChannelConfig>> {
+        self.config.clone()
     }
 
     pub fn msps(&self) -> &MspManager {
@@ -48,22 +173,84 @@ impl Channel {
         &self.state
     }
 
-    /// Run `package_id` for chaincode `name` on this channel.
+    /// The channel's block store: `height()`, `block(n)`, `tx_location(tx_id)`.
+    pub fn blocks(&self) -> &BlockStore {
+        &self.blocks
+    }
+
+    /// The channel's commit notifications (the committer publishes every block here).
+    pub fn commit_events(&self) -> &CommitEvents {
+        &self.events
+    }
+
+    /// The peer-wide cache of signatures already verified or made.
+    pub fn signature_cache(&self) -> &Arc<SignatureCache> {
+        &self.signatures
+    }
+
+    /// Validate a serialized identity with the channel's MSPs, through the channel's cache.
+    pub fn deserialize_identity(
+        &self,
+        serialized: &bytes::Bytes,
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        self.identities.deserialize(&self.msps, serialized)
+    }
+
+    /// Validate `identity` and check that `signature` is its signature of `message`, using
+    /// and filling the caches.
+    pub fn verify_signature(
+        &self,
+        identity: &bytes::Bytes,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        let id = self.deserialize_identity(identity)?;
+        let key = crate::verifycache::signature_key(identity, message, signature);
+        if !self.signatures.contains_key(&key) {
+            weft_crypto::sign::verify(&id.public_key, message, signature).map_err(|source| {
+                IdentityError::BadSignature {
+                    msp_id: id.msp_id.clone(),
+                    subject: id.subject.clone(),
+                    source,
+                }
+            })?;
+            self.signatures.insert_key(key);
+        }
+        Ok(id)
+    }
+
+    /// Taken by the committer for the time of one block's commit.
+    pub fn commit_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.commit_lock
+    }
+
+    /// Run `package_id` for chaincode `name` on this channel, with the channel's default
+    /// endorsement policy.
     pub fn define_chaincode(&self, name: impl Into<String>, package_id: impl Into<String>) {
-        let mut map = match self.chaincodes.write() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.insert(name.into(), package_id.into());
+        self.define(
+            name,
+            ChaincodeDefinition {
+                package_id: package_id.into(),
+                endorsement_policy: None,
+            },
+        );
+    }
+
+    /// Define (or redefine) chaincode `name`.
+    pub fn define(&self, name: impl Into<String>, definition: ChaincodeDefinition) {
+        write(&self.chaincodes).insert(name.into(), definition);
+    }
+
+    /// The definition of chaincode `name`.
+    pub fn definition(&self, name: &str) -> Option<ChaincodeDefinition> {
+        read(&self.chaincodes).get(name).cloned()
     }
 
     /// The package that runs chaincode `name`.
     pub fn package_for(&self, name: &str) -> Option<String> {
-        let map = match self.chaincodes.read() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.get(name).cloned()
+        read(&self.chaincodes)
+            .get(name)
+            .map(|d| d.package_id.clone())
     }
 
     /// Record that `txid` is on the ledger: the endorser refuses proposals that reuse it.
@@ -75,29 +262,67 @@ impl Channel {
         set.insert(txid.into());
     }
 
+    /// Whether `txid` is on the ledger (or was recorded with [`Channel::record_committed`]).
     pub fn is_committed(&self, txid: &str) -> bool {
-        match self.committed.lock() {
+        let recorded = match self.committed.lock() {
             Ok(s) => s.contains(txid),
             Err(p) => p.into_inner().contains(txid),
+        };
+        recorded || matches!(self.blocks.tx_location(txid), Ok(Some(_)))
+    }
+
+    /// Where transaction `tx_id` committed and its validation code
+    /// (`protos::TxValidationCode` as i32): recent commits from memory, older ones from the
+    /// block store. `None`: not on the ledger.
+    pub fn tx_status(&self, tx_id: &str) -> Option<(u64, i32)> {
+        if let Some(r) = self.events.recent_result(tx_id) {
+            return Some(r);
         }
+        let (number, tx_num) = match self.blocks.tx_location(tx_id) {
+            Ok(Some(loc)) => loc,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(channel = %self.id, tx_id, "cannot look up the transaction: {e}");
+                return None;
+            }
+        };
+        let code = match self.blocks.block(number) {
+            Ok(Some(block)) => usize::try_from(tx_num)
+                .ok()
+                .and_then(|i| {
+                    weft_ledger::block::transactions_filter(&block)?
+                        .get(i)
+                        .copied()
+                })
+                .unwrap_or(weft_ledger::blockstore::NOT_VALIDATED),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(channel = %self.id, tx_id, block = number, "cannot read the block: {e}");
+                return None;
+            }
+        };
+        Some((number, i32::from(code)))
     }
 
     pub fn chaincode_names(&self) -> Vec<String> {
-        let map = match self.chaincodes.read() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.keys().cloned().collect()
+        read(&self.chaincodes).keys().cloned().collect()
     }
 }
 
-/// The channels of a peer, by id.
+/// The channels of a peer, by id, and the peer-wide signature cache they share.
 #[derive(Debug, Default)]
 pub struct Channels {
     map: RwLock<BTreeMap<String, Arc<Channel>>>,
+    signatures: Arc<SignatureCache>,
 }
 
 impl Channels {
+    /// The signature cache shared by this peer's channels and its endorser.
+    pub fn signature_cache(&self) -> &Arc<SignatureCache> {
+        &self.signatures
+    }
+
+    /// Replace a channel or add it.
     pub fn insert(&self, channel: Channel) -> Arc<Channel> {
         let channel = Arc::new(channel);
         let mut map = match self.map.write() {
@@ -225,8 +450,8 @@ impl ChannelsFile {
         Ok(file)
     }
 
-    /// Open every channel: MSPs from their directories, state under
-    /// `<ledgers_dir>/<channel>/state`.
+    /// Open every channel: MSPs from their directories, the ledger under
+    /// `<ledgers_dir>/<channel>/` (see [`open_ledger`]).
     pub fn open(
         &self,
         path: &Path,
@@ -247,18 +472,21 @@ impl ChannelsFile {
                 })?;
                 msps.push(msp);
             }
-            let state_dir = ledgers_dir.join(&ch.name).join("state");
-            std::fs::create_dir_all(&state_dir).map_err(|e| ChannelsFileError::Ledger {
-                path: path.to_owned(),
-                channel: ch.name.clone(),
-                detail: format!("cannot create {}: {e}", state_dir.display()),
-            })?;
-            let state = StateDb::open(&state_dir).map_err(|e| ChannelsFileError::Ledger {
-                path: path.to_owned(),
-                channel: ch.name.clone(),
-                detail: e.to_string(),
-            })?;
-            let channel = Channel::new(ch.name.clone(), MspManager::new(msps), state);
+            let (blocks, state) =
+                open_ledger(&ledger_dir(ledgers_dir, &ch.name)).map_err(|detail| {
+                    ChannelsFileError::Ledger {
+                        path: path.to_owned(),
+                        channel: ch.name.clone(),
+                        detail,
+                    }
+                })?;
+            let channel = Channel::new(
+                ch.name.clone(),
+                MspManager::new(msps),
+                blocks,
+                state,
+                channels.signature_cache().clone(),
+            );
             for cc in &ch.chaincodes {
                 channel.define_chaincode(cc.name.clone(), cc.package_id.clone());
             }
@@ -274,4 +502,78 @@ pub fn valid_channel_name(name: &str) -> bool {
     matches!(chars.next(), Some('a'..='z'))
         && name.len() < 250
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '-'))
+}
+
+impl crate::validator::TxContext for Channel {
+    fn channel_id(&self) -> &str {
+        &self.id
+    }
+
+    fn validate_identity(&self, serialized: &bytes::Bytes) -> Result<ValidatedIdentity, String> {
+        self.deserialize_identity(serialized)
+            .map_err(|e| e.to_string())
+    }
+
+    fn verify(
+        &self,
+        serialized: &bytes::Bytes,
+        identity: &ValidatedIdentity,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), String> {
+        let key = crate::verifycache::signature_key(serialized, message, signature);
+        if self.signatures.contains_key(&key) {
+            return Ok(());
+        }
+        weft_crypto::sign::verify(&identity.public_key, message, signature)
+            .map_err(|e| e.to_string())?;
+        self.signatures.insert_key(key);
+        Ok(())
+    }
+
+    fn chaincode_policy(&self, name: &str) -> Option<Option<EndorsementPolicy>> {
+        read(&self.chaincodes)
+            .get(name)
+            .map(|d| d.endorsement_policy.clone())
+    }
+
+    fn evaluate_channel_policy(&self, path: &str, ids: &[ValidatedIdentity]) -> Result<(), String> {
+        match &self.config {
+            Some(config) => config
+                .evaluate_policy_identities(path, ids)
+                .map_err(|e| e.to_string()),
+            None => channel_file_policy(&self.msps, path, ids),
+        }
+    }
+}
+
+/// A channel from a channel file has no policies: its `Endorsement` policy is Fabric's default,
+/// `MAJORITY Endorsement` over its orgs, each org's being `OR('<msp>.peer')`.
+fn channel_file_policy(
+    msps: &MspManager,
+    path: &str,
+    ids: &[ValidatedIdentity],
+) -> Result<(), String> {
+    if path != DEFAULT_ENDORSEMENT_POLICY {
+        return Err(format!(
+            "policy {path} does not exist: a channel from a channel file has only {DEFAULT_ENDORSEMENT_POLICY}"
+        ));
+    }
+    let orgs: Vec<&str> = msps.iter().map(|m| m.id()).collect();
+    let endorsed: HashSet<&str> = ids
+        .iter()
+        .filter(|id| id.role == weft_msp::IdentityRole::Peer)
+        .map(|id| id.msp_id.as_str())
+        .filter(|m| orgs.contains(m))
+        .collect();
+    let need = orgs.len() / 2 + 1;
+    if endorsed.len() >= need {
+        Ok(())
+    } else {
+        Err(format!(
+            "MAJORITY Endorsement needs peer endorsements from {need} of the {} orgs {orgs:?}; got {}",
+            orgs.len(),
+            endorsed.len()
+        ))
+    }
 }

@@ -66,6 +66,11 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("peer.tls.clientRootCAs.files", true),
     ("peer.tls.clientCert.file", false),
     ("peer.tls.clientKey.file", false),
+    ("peer.gateway.enabled", false),
+    ("peer.gateway.endorsementTimeout", false),
+    ("peer.gateway.broadcastTimeout", false),
+    ("peer.gateway.dialTimeout", false),
+    ("peer.authentication.timewindow", false),
     ("chaincode.executetimeout", false),
     ("chaincode.startuptimeout", false),
     ("chaincode.registrationWindow", false),
@@ -117,6 +122,45 @@ pub struct PeerSection {
     pub msp_config_path: String,
     pub local_msp_id: String,
     pub tls: TlsSection,
+    pub gateway: GatewaySection,
+    pub authentication: AuthenticationSection,
+}
+
+/// `peer.gateway`: the Gateway service (Fabric's keys and defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GatewaySection {
+    pub enabled: bool,
+    pub endorsement_timeout: String,
+    pub broadcast_timeout: String,
+    pub dial_timeout: String,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            enabled: true,
+            endorsement_timeout: "30s".into(),
+            broadcast_timeout: "30s".into(),
+            dial_timeout: "2m".into(),
+        }
+    }
+}
+
+/// `peer.authentication`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AuthenticationSection {
+    /// How far a signed request's timestamp may be from the peer's clock (Deliver).
+    pub timewindow: String,
+}
+
+impl Default for AuthenticationSection {
+    fn default() -> Self {
+        AuthenticationSection {
+            timewindow: "15m".into(),
+        }
+    }
 }
 
 impl Default for PeerSection {
@@ -132,6 +176,8 @@ impl Default for PeerSection {
             msp_config_path: "msp".into(),
             local_msp_id: "SampleOrg".into(),
             tls: TlsSection::default(),
+            gateway: GatewaySection::default(),
+            authentication: AuthenticationSection::default(),
         }
     }
 }
@@ -420,6 +466,32 @@ impl CoreConfig {
         } else {
             self.base_dir.join(p)
         }
+    }
+
+    /// `peer.gateway.*` durations (Fabric's defaults when unset or unreadable):
+    /// (endorsement, broadcast, dial).
+    pub fn gateway_timeouts(
+        &self,
+    ) -> (
+        std::time::Duration,
+        std::time::Duration,
+        std::time::Duration,
+    ) {
+        let g = &self.peer.gateway;
+        let d = |v: &str, default: u64| {
+            parse_duration(v).unwrap_or(std::time::Duration::from_secs(default))
+        };
+        (
+            d(&g.endorsement_timeout, 30),
+            d(&g.broadcast_timeout, 30),
+            d(&g.dial_timeout, 120),
+        )
+    }
+
+    /// `peer.authentication.timewindow` (15 minutes when unset).
+    pub fn auth_time_window(&self) -> std::time::Duration {
+        parse_duration(&self.peer.authentication.timewindow)
+            .unwrap_or(std::time::Duration::from_secs(15 * 60))
     }
 
     pub fn execute_timeout(&self) -> std::time::Duration {

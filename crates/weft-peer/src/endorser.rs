@@ -32,6 +32,23 @@ use crate::handler::{SharedSim, TxRequest};
 use crate::runtime::ChaincodeRuntime;
 use crate::simulator::{QueryLimits, TxSimulator};
 
+/// The configuration system chaincode: peer-admin calls (`JoinChain`, `GetChannels`).
+pub const CSCC: &str = "cscc";
+
+/// What the endorser asks of the peer node for `cscc` calls: joining channels is the node's
+/// business (ledgers, deliver clients, TLS roots), and so is its local MSP, which says who
+/// the peer's admins are.
+pub trait PeerAdmin: Send + Sync + std::fmt::Debug {
+    /// Check that `creator` is an admin of the peer's own organization (local MSP) and that
+    /// it signed `message` with `signature`.
+    fn check_admin(&self, creator: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String>;
+    /// Join a channel from its genesis block; answers the channel id.
+    fn join_channel(
+        &self,
+        block: weft_proto::common::Block,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>;
+}
+
 /// Responses at or above this status are failures (Fabric's shim `ERRORTHRESHOLD`).
 pub const ERROR_THRESHOLD: i32 = 400;
 
@@ -98,16 +115,16 @@ pub fn unpack(signed: &SignedProposal) -> Result<UnpackedProposal, ProposalError
             chdr.tx_id
         )));
     }
-    if chdr.channel_id.is_empty() {
-        return Err(bad(
-            "the proposal names no channel (channel-less system chaincode calls are not served)",
-        ));
-    }
     let ext = ChaincodeHeaderExtension::decode(chdr.extension.clone())
         .map_err(|e| bad(format!("malformed chaincode header extension: {e}")))?;
     let chaincode_name = ext.chaincode_id.map(|id| id.name).unwrap_or_default();
     if chaincode_name.is_empty() {
         return Err(bad("the proposal's header names no chaincode"));
+    }
+    if chdr.channel_id.is_empty() && chaincode_name != CSCC {
+        return Err(bad(
+            "the proposal names no channel (only the cscc peer-admin calls are channel-less)",
+        ));
     }
     let cpp = ChaincodeProposalPayload::decode(proposal.payload.clone())
         .map_err(|e| bad(format!("malformed chaincode proposal payload: {e}")))?;
@@ -144,6 +161,7 @@ pub struct Endorser {
     identity: Arc<SigningIdentity>,
     limits: QueryLimits,
     in_flight: Mutex<HashSet<(String, String)>>,
+    admin: std::sync::OnceLock<Arc<dyn PeerAdmin>>,
 }
 
 /// Removes a tx id from the in-flight set when its endorsement ends.
@@ -186,7 +204,83 @@ impl Endorser {
             identity,
             limits,
             in_flight: Mutex::new(HashSet::new()),
+            admin: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Serve `cscc` calls through `admin` (once; later calls are ignored).
+    pub fn set_peer_admin(&self, admin: Arc<dyn PeerAdmin>) {
+        let _ = self.admin.set(admin);
+    }
+
+    /// `cscc`: `JoinChain` (args: the genesis block) and `GetChannels`, for the peer's admins.
+    async fn cscc(
+        &self,
+        signed: &SignedProposal,
+        up: &UnpackedProposal,
+    ) -> Result<ProposalResponse, ProposalError> {
+        let admin = self.admin.get().ok_or_else(|| {
+            bad("this peer does not serve cscc calls (no channel management configured)")
+        })?;
+        admin
+            .check_admin(
+                &up.signature_header.creator,
+                &signed.proposal_bytes,
+                &signed.signature,
+            )
+            .map_err(|e| bad(format!("access denied for cscc: {e}")))?;
+        let input = up
+            .invocation
+            .chaincode_spec
+            .clone()
+            .unwrap_or_default()
+            .input
+            .unwrap_or_default();
+        let function = input
+            .args
+            .first()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .unwrap_or_default();
+        let payload = match function.as_str() {
+            "JoinChain" => {
+                let bytes = input.args.get(1).cloned().unwrap_or_default();
+                if bytes.is_empty() {
+                    return Err(bad("cscc JoinChain: the genesis block argument is missing"));
+                }
+                let block = weft_proto::common::Block::decode(bytes)
+                    .map_err(|e| bad(format!("cscc JoinChain: the block does not decode: {e}")))?;
+                let id = admin
+                    .join_channel(block)
+                    .await
+                    .map_err(|e| bad(format!("cscc JoinChain: {e}")))?;
+                tracing::info!(channel = %id, "joined channel by admin request");
+                Bytes::new()
+            }
+            "GetChannels" => weft_proto::protos::ChannelQueryResponse {
+                channels: self
+                    .channels
+                    .ids()
+                    .into_iter()
+                    .map(|channel_id| weft_proto::protos::ChannelInfo { channel_id })
+                    .collect(),
+            }
+            .encode_to_vec()
+            .into(),
+            other => {
+                return Err(bad(format!(
+                    "cscc has no function {other:?} served by weft (JoinChain, GetChannels)"
+                )))
+            }
+        };
+        Ok(ProposalResponse {
+            version: 1,
+            response: Some(Response {
+                status: 200,
+                message: String::new(),
+                payload,
+            }),
+            ..Default::default()
+        })
     }
 
     /// Endorse one proposal; failures are responses with status 500.
@@ -202,6 +296,9 @@ impl Endorser {
 
     async fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, ProposalError> {
         let up = unpack(signed)?;
+        if up.chaincode_name == CSCC {
+            return self.cscc(signed, &up).await;
+        }
         let chdr = &up.channel_header;
         let channel = self.channels.get(&chdr.channel_id).ok_or_else(|| {
             bad(format!(
@@ -209,8 +306,8 @@ impl Endorser {
                 chdr.channel_id
             ))
         })?;
+        // Through the channel's caches: identities validated once, signatures verified once.
         let creator = channel
-            .msps()
             .verify_signature(
                 &up.signature_header.creator,
                 &signed.proposal_bytes,
@@ -262,12 +359,16 @@ impl Endorser {
             signed_proposal: Some(signed.clone()),
         };
         tracing::debug!(channel = %chdr.channel_id, txid = %chdr.tx_id, chaincode = %up.chaincode_name, creator = %creator.subject, "endorsing");
-        let outcome = self.runtime.execute(req, sim.clone()).await.map_err(|e| {
-            bad(format!(
-                "error in simulation: transaction {}: {e}",
-                chdr.tx_id
-            ))
-        })?;
+        let outcome = if up.chaincode_name == crate::lifecycle::LIFECYCLE {
+            self.run_lifecycle(&channel, &creator, &input, &sim)?
+        } else {
+            self.runtime.execute(req, sim.clone()).await.map_err(|e| {
+                bad(format!(
+                    "error in simulation: transaction {}: {e}",
+                    chdr.tx_id
+                ))
+            })?
+        };
         let response = outcome.response;
         if response.status >= ERROR_THRESHOLD {
             return Ok(ProposalResponse {
@@ -314,6 +415,12 @@ impl Endorser {
             .identity
             .sign(&[prp.as_slice(), endorser.as_slice()].concat())
             .map_err(|e| bad(format!("the peer could not sign the endorsement: {e}")))?;
+        // The validator of this peer will not verify its own endorsement again.
+        channel.signature_cache().insert(
+            &endorser,
+            &[prp.as_slice(), endorser.as_slice()].concat(),
+            &signature,
+        );
         Ok(ProposalResponse {
             version: 1,
             timestamp: None,
@@ -324,6 +431,66 @@ impl Endorser {
                 signature: signature.into(),
             }),
             interest: None,
+        })
+    }
+
+    /// Run the `_lifecycle` system chaincode in this process, over the same simulator a
+    /// chaincode would use, so its writes are endorsed, ordered and validated like any other.
+    fn run_lifecycle(
+        &self,
+        channel: &crate::channel::Channel,
+        creator: &weft_msp::msp::ValidatedIdentity,
+        input: &weft_proto::protos::ChaincodeInput,
+        sim: &SharedSim,
+    ) -> Result<crate::handler::TxOutcome, ProposalError> {
+        let orgs: Vec<String> = match channel.config() {
+            Some(cfg) => cfg
+                .application_orgs()
+                .values()
+                .map(|o| o.msp_id.clone())
+                .collect(),
+            None => channel.msps().iter().map(|m| m.id().to_owned()).collect(),
+        };
+        let ctx = crate::lifecycle::CallContext {
+            local_msp: self.identity.msp_id().to_owned(),
+            creator_msp: creator.msp_id.clone(),
+            creator_is_admin: creator.role == weft_msp::msp::Role::Admin,
+            orgs,
+        };
+        let function = input
+            .args
+            .first()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .unwrap_or_default();
+        let arg = input.args.get(1).cloned().unwrap_or_default();
+        let mut guard = match sim.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let response = match crate::lifecycle::invoke(&mut *guard, &ctx, &function, &arg) {
+            Ok(Some(payload)) => Response {
+                status: 200,
+                message: String::new(),
+                payload,
+            },
+            Ok(None) => Response {
+                status: 500,
+                message: format!(
+                    "_lifecycle {function}: installing and listing packages through the peer \
+                     is not available yet; use `weft peer lifecycle chaincode install` on the \
+                     peer's host"
+                ),
+                payload: Bytes::new(),
+            },
+            Err(e) => Response {
+                status: 500,
+                message: format!("failed to invoke backing implementation of '{function}': {e}"),
+                payload: Bytes::new(),
+            },
+        };
+        Ok(crate::handler::TxOutcome {
+            response,
+            event: None,
         })
     }
 

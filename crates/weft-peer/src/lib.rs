@@ -19,16 +19,33 @@
 //! - [`endorser`]: `ProcessProposal`: header, tx id and creator checks, execution, signed
 //!   endorsement.
 //! - [`channel`]: the channels a peer serves (MSPs, state, chaincode definitions).
+//! - [`committer`]: validate, store the block, apply its state; crash recovery; pipeline.
+//! - [`deliverclient`]: pull blocks from the orderers over mutual TLS, check, commit.
+//! - [`validator`]: a block's transactions -> validation codes and state updates.
+//! - [`verifycache`]: bounded caches of verified signatures and validated identities.
+//! - [`commit_events`]: per-channel notifications of committed blocks and tx results.
+//! - [`gateway`]: the Fabric Gateway service (Evaluate, Endorse, Submit, CommitStatus,
+//!   ChaincodeEvents).
+//! - [`deliver`]: the peer's Deliver service (blocks and filtered blocks).
 
 pub mod builders;
 pub mod chaincode_service;
 pub mod channel;
+pub mod client;
+pub mod commit_events;
+pub mod committer;
 pub mod config;
+pub mod deliver;
+pub mod deliverclient;
 pub mod endorser;
+pub mod gateway;
 pub mod handler;
 pub mod launchcerts;
+pub mod lifecycle;
 pub mod node;
 pub mod package;
 pub mod runtime;
 pub mod simulator;
 pub mod testing;
+pub mod validator;
+pub mod verifycache;

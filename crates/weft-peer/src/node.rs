@@ -1,12 +1,19 @@
 //! A running peer: `weft peer node start`.
 //!
+//! Channels: those the peer joined from a genesis block ([`PeerNode::join_channel`]; reopened
+//! at start from `ledgersData/<channel>/joined`, with the config of their last config block)
+//! and those of the channel file. Every joined channel gets a deliver client pulling its blocks
+//! from the orderers ([`crate::deliverclient`]). The peer's listener trusts, as client TLS
+//! roots, the configured `peer.tls.clientRootCAs.files` plus every channel's org TLS roots,
+//! replaced live when a channel is joined.
+//!
 //! Two listeners, as Fabric's peer has them:
 //! - `peer.listenAddress`: the Endorser service (later Gateway and Deliver), with `peer.tls.*`;
 //! - the chaincode support service on `peer.chaincodeListenAddress`, with mutual TLS against
 //!   the per-process ephemeral CA. ChaincodeSupport is served there only.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,13 +24,18 @@ use weft_tls::{ClientAuth, Identity, Profile, Settings, TlsServer, Trust};
 
 use crate::builders::{BuilderSet, ExternalBuilder};
 use crate::chaincode_service::{self, ChaincodeRegistry, ChaincodeSupportService};
-use crate::channel::{Channels, ChannelsFile};
+use crate::channel::{
+    ledger_dir, open_ledger, valid_channel_name, Channel, Channels, ChannelsFile,
+};
 use crate::config::CoreConfig;
+use crate::deliverclient::DeliverSettings;
 use crate::endorser::Endorser;
 use crate::launchcerts::LaunchAuthority;
 use crate::package::InstallStore;
 use crate::runtime::{ChaincodeRuntime, RuntimeConfig};
 use crate::simulator::QueryLimits;
+use weft_configtx::ChannelConfig;
+use weft_proto::common::Block;
 
 /// How to start a peer besides `core.yaml`.
 #[derive(Debug, Clone, Default)]
@@ -59,8 +71,292 @@ pub struct PeerNode {
     /// Development mode: where the hand-started chaincode's TLS files are (removed at
     /// shutdown).
     pub dev_dir: Option<PathBuf>,
-    stop: watch::Sender<bool>,
+    /// `<peer.fileSystemPath>/ledgersData`.
+    pub ledgers_dir: PathBuf,
+    /// The Gateway service, when `peer.gateway.enabled`.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    shared: Arc<Shared>,
     tasks: Vec<JoinHandle<Result<(), String>>>,
+}
+
+/// What joining a channel touches, shared by the node and the endorser's `cscc` calls.
+#[derive(Debug)]
+struct Shared {
+    channels: Arc<Channels>,
+    ledgers_dir: PathBuf,
+    tls: PeerTls,
+    deliver: DeliverSettings,
+    deliver_tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+    /// The peer's own MSP (from `peer.mspConfigPath`): who its admins are.
+    local_msp: weft_msp::msp::MspManager,
+    local_msp_id: String,
+}
+
+/// The peer listener's TLS server and its configured client roots, for live root updates.
+#[derive(Debug, Default)]
+struct PeerTls {
+    server: Option<Arc<TlsServer>>,
+    configured_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+/// The name of the marker file that makes a channel's ledger directory a joined channel.
+pub const JOINED_MARKER: &str = "joined";
+
+/// Why a channel could not be joined or reopened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JoinError(pub String);
+
+/// Every channel's org TLS roots (config: all orgs; channel file: its MSPs).
+fn channel_tls_roots(channels: &Channels) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    let mut roots = Vec::new();
+    for id in channels.ids() {
+        let Some(ch) = channels.get(&id) else {
+            continue;
+        };
+        match ch.config() {
+            Some(cfg) => roots.extend(
+                cfg.all_tls_roots()
+                    .into_iter()
+                    .map(rustls_pki_types::CertificateDer::from),
+            ),
+            None => {
+                for msp in ch.msps().iter() {
+                    roots.extend(
+                        msp.tls_root_certs()
+                            .iter()
+                            .chain(msp.tls_intermediate_certs())
+                            .map(|der| rustls_pki_types::CertificateDer::from(der.clone())),
+                    );
+                }
+            }
+        }
+    }
+    roots
+}
+
+/// The channel config in force at the top of a stored chain: the block its last block's
+/// SIGNATURES metadata names as the last config block, else block 0.
+fn stored_config(
+    channel_id: &str,
+    blocks: &weft_ledger::BlockStore,
+) -> Result<ChannelConfig, JoinError> {
+    let e = |what: String| JoinError(format!("channel {channel_id}: {what}"));
+    let height = blocks.height();
+    if height == 0 {
+        return Err(e(
+            "the ledger holds no blocks; join the channel again from its genesis block".into(),
+        ));
+    }
+    let last = blocks
+        .block(height - 1)
+        .map_err(|x| e(format!("cannot read block {}: {x}", height - 1)))?
+        .ok_or_else(|| e(format!("block {} is missing", height - 1)))?;
+    let index = weft_ledger::block::last_config_index(&last).unwrap_or(0);
+    let config_block = if index == height - 1 {
+        last
+    } else {
+        blocks
+            .block(index)
+            .map_err(|x| e(format!("cannot read config block {index}: {x}")))?
+            .ok_or_else(|| e(format!("config block {index} is missing")))?
+    };
+    ChannelConfig::from_block(&config_block)
+        .map_err(|x| e(format!("config block {index} is not usable: {x}")))
+}
+
+impl Shared {
+    /// See [`PeerNode::join_channel`].
+    pub async fn join_channel(&self, block: Block) -> Result<Arc<Channel>, JoinError> {
+        let number = block.header.as_ref().map(|h| h.number);
+        if number != Some(0) {
+            return Err(JoinError(format!(
+                "a channel is joined from its genesis block (block 0); this is block {}",
+                number
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "without a header".into())
+            )));
+        }
+        let config = ChannelConfig::from_block(&block).map_err(|e| {
+            JoinError(format!(
+                "the genesis block is not a usable config block: {e}"
+            ))
+        })?;
+        let id = config.channel_id().to_owned();
+        if !valid_channel_name(&id) {
+            return Err(JoinError(format!(
+                "the genesis block names an invalid channel {id:?}"
+            )));
+        }
+        if self.channels.get(&id).is_some() {
+            return Err(JoinError(format!(
+                "the peer has already joined channel {id}"
+            )));
+        }
+        let dir = ledger_dir(&self.ledgers_dir, &id);
+        if dir.join(JOINED_MARKER).exists() {
+            return Err(JoinError(format!(
+                "channel {id} already has a ledger at {}",
+                dir.display()
+            )));
+        }
+        let (blocks, state) = open_ledger(&dir)
+            .map_err(|e| JoinError(format!("channel {id}: cannot create the ledger: {e}")))?;
+        let channel = Channel::from_config(
+            Arc::new(config),
+            blocks,
+            state,
+            self.channels.signature_cache().clone(),
+        );
+        if channel.blocks().height() == 0 {
+            crate::committer::commit_genesis(&channel, block)
+                .await
+                .map_err(|e| JoinError(e.to_string()))?;
+        }
+        std::fs::write(dir.join(JOINED_MARKER), b"").map_err(|e| {
+            JoinError(format!(
+                "channel {id}: cannot write {}: {e}",
+                dir.join(JOINED_MARKER).display()
+            ))
+        })?;
+        channel.set_local_msp(&self.local_msp_id);
+        let channel = self.channels.insert(channel);
+        self.refresh_client_roots();
+        self.start_deliver(channel.clone());
+        tracing::info!(channel = %id, "joined channel");
+        Ok(channel)
+    }
+
+    /// Trust the configured client roots plus every channel's org TLS roots.
+    pub fn refresh_client_roots(&self) {
+        let Some(server) = &self.tls.server else {
+            return;
+        };
+        let mut roots = self.tls.configured_roots.clone();
+        roots.extend(channel_tls_roots(&self.channels));
+        if roots.is_empty() {
+            return;
+        }
+        if let Err(e) = server.set_client_trust(Trust::Roots(roots)) {
+            tracing::warn!(
+                "cannot update the trusted client TLS roots ({e}); restart the peer to trust the new channel's orgs"
+            );
+        }
+    }
+
+    fn start_deliver(&self, channel: Arc<Channel>) {
+        let task = tokio::spawn(crate::deliverclient::run(
+            channel,
+            self.deliver.clone(),
+            self.stop.subscribe(),
+        ));
+        match self.deliver_tasks.lock() {
+            Ok(mut t) => t.push(task),
+            Err(p) => p.into_inner().push(task),
+        }
+    }
+}
+
+impl crate::endorser::PeerAdmin for Shared {
+    fn check_admin(&self, creator: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
+        let who = self
+            .local_msp
+            .verify_signature(creator, message, signature)
+            .map_err(|e| {
+                format!(
+                    "the caller is not a valid member of this peer's organization {}: {e}",
+                    self.local_msp_id
+                )
+            })?;
+        if who.role != weft_msp::msp::Role::Admin {
+            return Err(format!(
+                "{} ({}) is a {} of {}, not an admin: peer-admin calls need an admin of the \
+                 peer's organization",
+                who.subject, who.msp_id, who.role, self.local_msp_id
+            ));
+        }
+        Ok(())
+    }
+
+    fn join_channel(
+        &self,
+        block: Block,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>
+    {
+        Box::pin(async move {
+            self.join_channel(block)
+                .await
+                .map(|c| c.id().to_owned())
+                .map_err(|e| e.0)
+        })
+    }
+}
+
+/// `peer.tls.rootcert.file` as DER certificates (none when unset).
+fn root_certs(cfg: &CoreConfig) -> Result<Vec<Vec<u8>>, StartError> {
+    let Some(f) = cfg
+        .peer
+        .tls
+        .rootcert
+        .file
+        .as_deref()
+        .filter(|f| !f.is_empty())
+    else {
+        return Ok(Vec::new());
+    };
+    let path = cfg.resolve(f);
+    let pem = std::fs::read(&path).map_err(|e| {
+        err(format!(
+            "peer.tls.rootcert.file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    weft_crypto::pem::certificates(&pem, &path.display().to_string())
+        .map(|certs| certs.into_iter().map(|c| c.to_vec()).collect())
+        .map_err(|e| err(format!("peer.tls.rootcert.file: {e}")))
+}
+
+/// Reopen the joined channels found under `ledgers_dir`.
+async fn reopen_joined(ledgers_dir: &Path, channels: &Channels) -> Result<(), StartError> {
+    let entries = match std::fs::read_dir(ledgers_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(err(format!(
+                "peer.fileSystemPath: cannot list {}: {e}",
+                ledgers_dir.display()
+            )))
+        }
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.join(JOINED_MARKER).is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if channels.get(&name).is_some() {
+            return Err(err(format!(
+                "channel {name} is both joined (under {}) and listed in the channel file; remove it from the channel file",
+                dir.display()
+            )));
+        }
+        let (blocks, state) = open_ledger(&dir)
+            .map_err(|e| err(format!("channel {name}: cannot open the ledger: {e}")))?;
+        let config = stored_config(&name, &blocks).map_err(|e| err(e.0))?;
+        let channel = Channel::from_config(
+            Arc::new(config),
+            blocks,
+            state,
+            channels.signature_cache().clone(),
+        );
+        crate::committer::recover(&channel)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        tracing::info!(channel = %name, height = channel.blocks().height(), "reopened joined channel");
+        channels.insert(channel);
+    }
+    Ok(())
 }
 
 /// Development mode: write the ephemeral CA and a development client certificate for
@@ -125,16 +421,23 @@ fn host_of(addr: &str) -> &str {
         .unwrap_or(addr)
 }
 
-fn peer_tls(cfg: &CoreConfig, channels: &Channels, endpoint: &str) -> Result<Security, StartError> {
+fn peer_tls(
+    cfg: &CoreConfig,
+    channels: &Channels,
+    endpoint: &str,
+) -> Result<(Security, PeerTls), StartError> {
     let tls = &cfg.peer.tls;
     if !tls.enabled {
         tracing::warn!(
             "peer.tls.enabled is false: the peer's services are served WITHOUT TLS (CORE_PEER_TLS_ENABLED)"
         );
-        return Ok(Security::Plaintext {
-            endpoint: endpoint.to_owned(),
-            settings: Arc::new(Settings::peer()),
-        });
+        return Ok((
+            Security::Plaintext {
+                endpoint: endpoint.to_owned(),
+                settings: Arc::new(Settings::peer()),
+            },
+            PeerTls::default(),
+        ));
     }
     let file = |f: &Option<String>| cfg.resolve(f.as_deref().unwrap_or(""));
     let identity = Identity::from_pem_files(
@@ -158,18 +461,8 @@ fn peer_tls(cfg: &CoreConfig, channels: &Channels, endpoint: &str) -> Result<Sec
                 .map_err(|e| err(format!("peer.tls.clientRootCAs.files: {e}")))?,
         );
     }
-    for id in channels.ids() {
-        if let Some(ch) = channels.get(&id) {
-            for msp in ch.msps().iter() {
-                roots.extend(
-                    msp.tls_root_certs()
-                        .iter()
-                        .chain(msp.tls_intermediate_certs())
-                        .map(|der| rustls_pki_types::CertificateDer::from(der.clone())),
-                );
-            }
-        }
-    }
+    let configured_roots = roots.clone();
+    roots.extend(channel_tls_roots(channels));
     let auth = if roots.is_empty() {
         if tls.client_auth_required {
             return Err(err(
@@ -186,7 +479,50 @@ fn peer_tls(cfg: &CoreConfig, channels: &Channels, endpoint: &str) -> Result<Sec
         .map_err(|e| err(e.to_string()))?
         .with_settings(Settings::peer())
         .with_endpoint(endpoint.to_owned());
-    Ok(Security::Tls(Arc::new(server)))
+    let server = Arc::new(server);
+    Ok((
+        Security::Tls(server.clone()),
+        PeerTls {
+            server: Some(server),
+            configured_roots,
+        },
+    ))
+}
+
+/// What the deliver clients need: the peer's identity and TLS client certificate.
+fn deliver_settings(
+    cfg: &CoreConfig,
+    identity: Arc<SigningIdentity>,
+) -> Result<DeliverSettings, StartError> {
+    let tls = &cfg.peer.tls;
+    let mut pem = None;
+    if tls.enabled {
+        // The client certificate: peer.tls.clientCert.file, else the server certificate.
+        let (cert, key, what) = match (&tls.client_cert.file, &tls.client_key.file) {
+            (Some(c), Some(k)) if !c.is_empty() && !k.is_empty() => (
+                c.clone(),
+                k.clone(),
+                "peer.tls.clientCert.file / peer.tls.clientKey.file",
+            ),
+            _ => (
+                tls.cert.file.clone().unwrap_or_default(),
+                tls.key.file.clone().unwrap_or_default(),
+                "peer.tls.cert.file / peer.tls.key.file",
+            ),
+        };
+        let read = |f: &str| {
+            let path = cfg.resolve(f);
+            std::fs::read(&path)
+                .map_err(|e| err(format!("{what}: cannot read {}: {e}", path.display())))
+        };
+        pem = Some((read(&cert)?, read(&key)?));
+    }
+    Ok(DeliverSettings {
+        signer: identity,
+        tls: pem,
+        tls_enabled: tls.enabled,
+        max_backoff: std::time::Duration::from_secs(10),
+    })
 }
 
 impl PeerNode {
@@ -211,11 +547,21 @@ impl PeerNode {
         );
 
         let channels = Arc::new(Channels::default());
+        let ledgers_dir = fs_path.join("ledgersData");
         if let Some(path) = &opts.channels_file {
             let file = ChannelsFile::load(path).map_err(|e| err(e.to_string()))?;
-            file.open(path, &fs_path.join("ledgersData"), &channels)
+            file.open(path, &ledgers_dir, &channels)
                 .map_err(|e| err(e.to_string()))?;
         }
+        for id in channels.ids() {
+            if let Some(ch) = channels.get(&id) {
+                crate::committer::recover(&ch)
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        reopen_joined(&ledgers_dir, &channels).await?;
+        let deliver = deliver_settings(cfg, identity.clone())?;
 
         // The chaincode service.
         let addrs = cfg.chaincode_addresses().map_err(|e| err(e.to_string()))?;
@@ -301,7 +647,7 @@ impl PeerNode {
                 "peer.listenAddress and peer.chaincodeListenAddress must differ",
             ));
         }
-        let security = peer_tls(cfg, &channels, &peer_local.to_string())?;
+        let (security, tls) = peer_tls(cfg, &channels, &peer_local.to_string())?;
 
         let (stop, _) = watch::channel(false);
         let stopped = |stop: &watch::Sender<bool>| {
@@ -325,14 +671,71 @@ impl PeerNode {
             stopped(&stop),
         )));
         let endorser_service = endorser.clone().into_service();
+        let deliver_service = Arc::new(crate::deliver::DeliverService::new(
+            channels.clone(),
+            crate::deliver::DeliverOptions {
+                mutual_tls: cfg.peer.tls.enabled && cfg.peer.tls.client_auth_required,
+                time_window: cfg.auth_time_window(),
+            },
+        ))
+        .into_server();
+        let gateway = if cfg.peer.gateway.enabled {
+            let (endorsement_timeout, broadcast_timeout, dial_timeout) = cfg.gateway_timeouts();
+            let dialing = match &deliver.tls {
+                Some((cert, key)) => crate::gateway::Dialing::Tls {
+                    client_cert: Some((cert.clone(), key.clone())),
+                    extra_roots: root_certs(cfg)?,
+                },
+                None => crate::gateway::Dialing::Plaintext,
+            };
+            Some(Arc::new(crate::gateway::Gateway::new(
+                channels.clone(),
+                endorser.clone(),
+                crate::gateway::LocalPeer {
+                    address: cfg.peer.address.clone(),
+                    msp_id: cfg.peer.local_msp_id.clone(),
+                },
+                dialing,
+                crate::gateway::GatewayOptions {
+                    endorsement_timeout,
+                    broadcast_timeout,
+                    dial_timeout,
+                    ..Default::default()
+                },
+            )))
+        } else {
+            tracing::info!("peer.gateway.enabled is false: the Gateway service is not served");
+            None
+        };
+        let gateway_service = gateway.clone().map(|g| g.into_service());
         let peer_shutdown = stopped(&stop);
         tasks.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(endorser_service)
+                .add_service(deliver_service)
+                .add_optional_service(gateway_service)
                 .serve_with_incoming_shutdown(incoming(peer_listener, security), peer_shutdown)
                 .await
                 .map_err(|e| e.to_string())
         }));
+        let local_msp =
+            weft_msp::msp::Msp::from_dir(&msp_dir, &cfg.peer.local_msp_id).map_err(|e| {
+                err(format!(
+                    "peer.mspConfigPath {} / peer.localMspId {}: {e}",
+                    msp_dir.display(),
+                    cfg.peer.local_msp_id
+                ))
+            })?;
+        let shared = Arc::new(Shared {
+            channels: channels.clone(),
+            ledgers_dir: ledgers_dir.clone(),
+            tls,
+            deliver,
+            deliver_tasks: Mutex::new(Vec::new()),
+            stop,
+            local_msp: weft_msp::msp::MspManager::new([local_msp]),
+            local_msp_id: cfg.peer.local_msp_id.clone(),
+        });
         tracing::info!(
             peer = %peer_local,
             chaincode_listen = %cc_local,
@@ -343,7 +746,8 @@ impl PeerNode {
             channels = ?channels.ids(),
             "peer started"
         );
-        Ok(PeerNode {
+        endorser.set_peer_admin(shared.clone());
+        let node = PeerNode {
             peer_address: peer_local,
             chaincode_address: cc_local,
             chaincode_advertised: advertised,
@@ -353,9 +757,38 @@ impl PeerNode {
             authority,
             identity,
             dev_dir,
-            stop,
+            ledgers_dir,
+            gateway,
+            shared,
             tasks,
-        })
+        };
+        for id in node.channels.ids() {
+            if let Some(ch) = node.channels.get(&id) {
+                ch.set_local_msp(&cfg.peer.local_msp_id);
+                if let Err(e) =
+                    crate::lifecycle::load_definitions(&ch, &cfg.peer.local_msp_id).await
+                {
+                    tracing::error!(channel = %id, "cannot load the chaincode definitions: {e}");
+                }
+                if ch.config().is_some() {
+                    node.shared.start_deliver(ch);
+                }
+            }
+        }
+        Ok(node)
+    }
+
+    /// Join a channel from its genesis block: the block becomes block 0 of the channel's new
+    /// ledger, the channel (with the MSPs and policies of its config) is served at once and
+    /// reopened at every start, its org TLS roots are trusted by the peer's listener, and a
+    /// deliver client starts pulling its blocks from the orderers.
+    pub async fn join_channel(&self, block: Block) -> Result<Arc<Channel>, JoinError> {
+        self.shared.join_channel(block).await
+    }
+
+    /// Trust the configured client roots plus every channel's org TLS roots.
+    pub fn refresh_client_roots(&self) {
+        self.shared.refresh_client_roots()
     }
 
     /// Build every chaincode defined on the peer's channels, warning about chaincode servers
@@ -380,7 +813,14 @@ impl PeerNode {
 
     /// Stop listening, stop launched chaincode, and wait for the servers to finish.
     pub async fn shutdown(self) {
-        self.stop.send_replace(true);
+        self.shared.stop.send_replace(true);
+        let deliver = match self.shared.deliver_tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for t in deliver {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
         self.runtime.shutdown().await;
         for t in self.tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;

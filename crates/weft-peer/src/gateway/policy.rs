@@ -1,0 +1,108 @@
+//! Endorsement policy checks for the gateway, and naming endorsers in messages.
+//!
+//! The gateway checks the chaincode's endorsement policy over the endorsements it gathered
+//! before it returns a prepared transaction, so a client learns at Endorse time, with an
+//! explanation, that endorsements are missing (rather than at commit, as
+//! ENDORSEMENT_POLICY_FAILURE). Key-level policies are not considered here (the committer
+//! applies them); a client that knows they apply names the endorsing organizations.
+
+use bytes::Bytes;
+use prost::Message;
+use weft_msp::msp::ValidatedIdentity;
+use weft_proto::protos::Endorsement;
+
+use crate::channel::{Channel, EndorsementPolicy, DEFAULT_ENDORSEMENT_POLICY};
+
+/// One endorser's answer.
+#[derive(Debug, Clone)]
+pub struct Endorsed {
+    pub payload: Bytes,
+    pub endorsement: Endorsement,
+}
+
+/// The MSP ID and subject of an endorsement's signer, for messages.
+pub fn endorser_name(e: &Endorsement) -> (String, String) {
+    match weft_proto::msp::SerializedIdentity::decode(e.endorser.clone()) {
+        Ok(id) => {
+            let subject = weft_crypto::pem::certificates(&id.id_bytes, "endorser")
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .and_then(|der| weft_crypto::CertSummary::parse(&der).ok())
+                .map(|s| s.subject)
+                .unwrap_or_else(|| format!("an identity of {}", id.mspid));
+            (id.mspid, subject)
+        }
+        Err(_) => (String::new(), "an undecodable identity".into()),
+    }
+}
+
+/// The TLS roots (DER) of organization `msp_id` on `channel`.
+pub fn org_tls_roots(channel: &Channel, msp_id: &str) -> Vec<Vec<u8>> {
+    let from = |msp: &weft_msp::msp::Msp| -> Vec<Vec<u8>> {
+        msp.tls_root_certs()
+            .iter()
+            .chain(msp.tls_intermediate_certs())
+            .cloned()
+            .collect()
+    };
+    if let Some(config) = channel.config() {
+        if let Some(org) = config.org_by_msp_id(msp_id) {
+            return from(&org.msp);
+        }
+    }
+    channel.msps().get(msp_id).map(from).unwrap_or_default()
+}
+
+/// Whether the endorsements satisfy the chaincode's endorsement policy. Each endorsement's
+/// signature over `payload || endorser` is verified (through the peer's signature cache, so
+/// the committer does not verify it again).
+pub fn check_policy(
+    channel: &Channel,
+    chaincode: &str,
+    endorsed: &[Endorsed],
+) -> Result<(), String> {
+    let mut ids = Vec::with_capacity(endorsed.len());
+    let mut rejected = Vec::new();
+    for e in endorsed {
+        let msg = [e.payload.as_ref(), e.endorsement.endorser.as_ref()].concat();
+        match channel.verify_signature(&e.endorsement.endorser, &msg, &e.endorsement.signature) {
+            Ok(id) => ids.push(id),
+            Err(err) => rejected.push(err.to_string()),
+        }
+    }
+    let rejected_note = if rejected.is_empty() {
+        String::new()
+    } else {
+        format!("; endorsements that did not count: {}", rejected.join("; "))
+    };
+    let policy = channel
+        .definition(chaincode)
+        .and_then(|d| d.endorsement_policy);
+    let result = match policy {
+        Some(EndorsementPolicy::Signature(p)) => p.evaluate(&ids).map_err(|e| e.to_string()),
+        Some(EndorsementPolicy::ChannelPolicy(path)) => match channel.config() {
+            Some(config) => config
+                .evaluate_policy_identities(&path, &ids)
+                .map_err(|e| e.to_string()),
+            None => any_endorsement(&ids),
+        },
+        None => match channel.config() {
+            Some(config) => config
+                .evaluate_policy_identities(DEFAULT_ENDORSEMENT_POLICY, &ids)
+                .map_err(|e| e.to_string()),
+            // A channel from a channel file has no policies: one valid endorsement will do.
+            None => any_endorsement(&ids),
+        },
+    };
+    result.map_err(|e| {
+        format!("the endorsement policy of chaincode {chaincode} on channel {} is not satisfied: {e}{rejected_note}", channel.id())
+    })
+}
+
+fn any_endorsement(ids: &[ValidatedIdentity]) -> Result<(), String> {
+    if ids.is_empty() {
+        Err("no valid endorsement".into())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Caches that keep a peer from doing the same expensive check twice.
+//!
+//! - [`SignatureCache`]: the keys of signatures this peer has already verified or made,
+//!   `sha256(len(identity) || identity || len(message) || message || signature)`. The endorser
+//!   fills it with the proposals it verified and the endorsements it signed; the validator
+//!   consults it before verifying a signature. A hit only says "this identity's key signed
+//!   these exact bytes": the identity itself is still validated against the channel's MSPs.
+//!   The length prefixes keep two different (identity, message) splits of the same bytes
+//!   apart.
+//! - [`IdentityCache`]: serialized identity bytes -> the identity the channel's MSPs validated
+//!   (certificate chain, role). A cached identity past its `not_after` is validated again
+//!   (and so refused). Per channel: another channel has other MSPs.
+//!
+//! Both are bounded: when full, the oldest entries (insertion order) are dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+use weft_msp::msp::{IdentityError, MspManager, ValidatedIdentity};
+
+/// Default capacity of a [`SignatureCache`].
+pub const SIGNATURE_CACHE_CAPACITY: usize = 200_000;
+/// Default capacity of an [`IdentityCache`].
+pub const IDENTITY_CACHE_CAPACITY: usize = 10_000;
+
+/// A bounded set with first-in first-out eviction.
+#[derive(Debug)]
+struct Fifo<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Fifo<K, V> {
+    fn new(capacity: usize) -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Signatures already verified (or made) on this peer; see the module docs.
+#[derive(Debug)]
+pub struct SignatureCache {
+    inner: Mutex<Fifo<[u8; 32], ()>>,
+}
+
+impl Default for SignatureCache {
+    fn default() -> Self {
+        Self::new(SIGNATURE_CACHE_CAPACITY)
+    }
+}
+
+/// The cache key of `signature` by `identity` over `message`.
+pub fn signature_key(identity: &[u8], message: &[u8], signature: &[u8]) -> [u8; 32] {
+    let mut h = weft_crypto::Sha256::new();
+    h.update(&(identity.len() as u64).to_be_bytes());
+    h.update(identity);
+    h.update(&(message.len() as u64).to_be_bytes());
+    h.update(message);
+    h.update(signature);
+    h.finish()
+}
+
+impl SignatureCache {
+    pub fn new(capacity: usize) -> Self {
+        SignatureCache {
+            inner: Mutex::new(Fifo::new(capacity)),
+        }
+    }
+
+    /// Record that `signature` by `identity` over `message` is good.
+    pub fn insert(&self, identity: &[u8], message: &[u8], signature: &[u8]) {
+        self.insert_key(signature_key(identity, message, signature));
+    }
+
+    pub fn insert_key(&self, key: [u8; 32]) {
+        lock(&self.inner).insert(key, ());
+    }
+
+    /// Whether `signature` by `identity` over `message` was verified (or made) before.
+    pub fn contains(&self, identity: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        self.contains_key(&signature_key(identity, message, signature))
+    }
+
+    pub fn contains_key(&self, key: &[u8; 32]) -> bool {
+        lock(&self.inner).map.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.inner).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Identities validated by one channel's MSPs; see the module docs.
+#[derive(Debug)]
+pub struct IdentityCache {
+    inner: Mutex<Fifo<Bytes, ValidatedIdentity>>,
+}
+
+impl Default for IdentityCache {
+    fn default() -> Self {
+        Self::new(IDENTITY_CACHE_CAPACITY)
+    }
+}
+
+impl IdentityCache {
+    pub fn new(capacity: usize) -> Self {
+        IdentityCache {
+            inner: Mutex::new(Fifo::new(capacity)),
+        }
+    }
+
+    /// `msps.deserialize(serialized)`, from the cache when possible. Failures are not cached
+    /// (they are rare and must keep their full explanation).
+    pub fn deserialize(
+        &self,
+        msps: &MspManager,
+        serialized: &Bytes,
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        let now = OffsetDateTime::now_utc();
+        if let Some(id) = lock(&self.inner).map.get(serialized) {
+            if id.not_after > now {
+                return Ok(id.clone());
+            }
+        }
+        let id = msps.deserialize_at(serialized, now)?;
+        lock(&self.inner).insert(serialized.clone(), id.clone());
+        Ok(id)
+    }
+
+    /// Forget everything (the channel's MSPs changed).
+    pub fn clear(&self) {
+        let mut g = lock(&self.inner);
+        g.map.clear();
+        g.order.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.inner).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_cache_is_bounded_and_keyed_by_all_parts() {
+        let c = SignatureCache::new(2);
+        c.insert(b"id", b"msg", b"sig");
+        assert!(c.contains(b"id", b"msg", b"sig"));
+        assert!(!c.contains(b"idm", b"sg", b"sig"));
+        assert!(!c.contains(b"id", b"msg", b"sig2"));
+        c.insert(b"id", b"msg", b"sig2");
+        c.insert(b"id", b"msg", b"sig3");
+        assert_eq!(c.len(), 2);
+        assert!(!c.contains(b"id", b"msg", b"sig"), "oldest evicted");
+        assert!(c.contains(b"id", b"msg", b"sig3"));
+    }
+}

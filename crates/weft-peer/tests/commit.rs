@@ -1,0 +1,649 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The commit path: validation codes of real signed transactions, what they leave in the
+//! state, crash recovery, and delivered-block checks.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
+use weft_configtx::testing::{two_org_network, TestNetwork, CHANNEL};
+use weft_msp::SigningIdentity;
+use weft_peer::channel::{ChaincodeDefinition, Channel, EndorsementPolicy};
+use weft_peer::committer::{commit_block, recover};
+use weft_peer::deliverclient::check_block;
+use weft_peer::testing::{
+    endorsed_transaction, kv_rwset, next_block, open_channel_from_genesis, sign_block,
+};
+use weft_peer::verifycache::SignatureCache;
+use weft_proto::common::{Block, Envelope};
+use weft_proto::kvrwset::range_query_info::ReadsInfo;
+use weft_proto::kvrwset::{KvRead, QueryReads, RangeQueryInfo, Version as KvVersion};
+use weft_proto::protos::TxValidationCode as C;
+
+const CC: &str = "basic";
+
+struct Net {
+    _dir: tempfile::TempDir,
+    net: TestNetwork,
+    channel: Arc<Channel>,
+    user1: SigningIdentity,
+    peer1: SigningIdentity,
+    peer2: SigningIdentity,
+    orderer: SigningIdentity,
+}
+
+async fn setup() -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let net = two_org_network(&dir.path().join("net"), 7050).unwrap();
+    let channel = open_channel_from_genesis(
+        &dir.path().join("ledger"),
+        &net.genesis,
+        Arc::new(SignatureCache::default()),
+    )
+    .await
+    .unwrap();
+    channel.define_chaincode(CC, "basic_1.0:abc");
+    let user1 = net.orgs[0].user.signer().unwrap();
+    let peer1 = net.orgs[0].node.signer().unwrap();
+    let peer2 = net.orgs[1].node.signer().unwrap();
+    let orderer = net.orderer_org.node.signer().unwrap();
+    Net {
+        _dir: dir,
+        net,
+        channel,
+        user1,
+        peer1,
+        peer2,
+        orderer,
+    }
+}
+
+impl Net {
+    fn tx(&self, rwset: &weft_proto::rwset::TxReadWriteSet) -> (Bytes, String) {
+        endorsed_transaction(&self.user1, CHANNEL, CC, rwset, &[&self.peer1, &self.peer2]).unwrap()
+    }
+
+    fn block(&self, envelopes: Vec<Bytes>) -> Block {
+        let h = self.channel.blocks().height();
+        let prev = self.channel.blocks().block(h - 1).unwrap().unwrap();
+        let mut b = next_block(prev.header.as_ref().unwrap(), envelopes);
+        sign_block(&mut b, &self.orderer, 0).unwrap();
+        b
+    }
+
+    async fn commit(&self, envelopes: Vec<Bytes>) -> Vec<C> {
+        let b = self.block(envelopes);
+        let committed = commit_block(&self.channel, b).await.unwrap();
+        committed
+            .txs
+            .iter()
+            .map(|t| C::try_from(t.code).unwrap())
+            .collect()
+    }
+
+    async fn get(&self, key: &str) -> Option<(Vec<u8>, u64, u64)> {
+        let view = self.channel.state().read().await;
+        view.get(CC, key)
+            .unwrap()
+            .map(|v| (v.value.to_vec(), v.version.block_num, v.version.tx_num))
+    }
+
+    /// Seed `key` = `value` in block n; returns its version.
+    async fn seed(&self, key: &str, value: &[u8]) -> (u64, u64) {
+        let (env, _) = self.tx(&kv_rwset(CC, &[], &[(key, Some(value))], vec![]));
+        assert_eq!(self.commit(vec![env]).await, vec![C::Valid]);
+        let (_, b, t) = self.get(key).await.unwrap();
+        (b, t)
+    }
+}
+
+#[tokio::test]
+async fn valid_transaction_commits_state_history_and_status() {
+    let n = setup().await;
+    let (env, tx_id) = n.tx(&kv_rwset(CC, &[("k", None)], &[("k", Some(b"v1"))], vec![]));
+    assert_eq!(n.commit(vec![env]).await, vec![C::Valid]);
+    assert_eq!(n.get("k").await, Some((b"v1".to_vec(), 1, 0)));
+    assert_eq!(n.channel.tx_status(&tx_id), Some((1, C::Valid as i32)));
+    assert!(n.channel.is_committed(&tx_id));
+    let view = n.channel.state().read().await;
+    let hist = view.history(CC, "k", None, 100).unwrap();
+    assert_eq!(hist.len(), 1);
+    assert_eq!(hist[0].1.tx_id, tx_id);
+    drop(view);
+    // The stored block carries the codes.
+    let stored = n.channel.blocks().block(1).unwrap().unwrap();
+    assert_eq!(
+        weft_ledger::block::transactions_filter(&stored),
+        Some(&[0u8][..])
+    );
+    assert_eq!(n.channel.state().savepoint().unwrap().unwrap().block_num, 1);
+}
+
+#[tokio::test]
+async fn endorsement_policy_not_met() {
+    let n = setup().await;
+    // MAJORITY Endorsement of two orgs needs both; Org1 alone is not enough.
+    let (env, _) = endorsed_transaction(
+        &n.user1,
+        CHANNEL,
+        CC,
+        &kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]),
+        &[&n.peer1],
+    )
+    .unwrap();
+    assert_eq!(n.commit(vec![env]).await, vec![C::EndorsementPolicyFailure]);
+    assert_eq!(n.get("k").await, None);
+    // Two endorsements by the same peer count once.
+    let (env, _) = endorsed_transaction(
+        &n.user1,
+        CHANNEL,
+        CC,
+        &kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]),
+        &[&n.peer1, &n.peer1],
+    )
+    .unwrap();
+    assert_eq!(n.commit(vec![env]).await, vec![C::EndorsementPolicyFailure]);
+    // A client is not a peer: User1 of Org2 does not satisfy Org2's Endorsement.
+    let user2 = n.net.orgs[1].user.signer().unwrap();
+    let (env, _) = endorsed_transaction(
+        &n.user1,
+        CHANNEL,
+        CC,
+        &kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]),
+        &[&n.peer1, &user2],
+    )
+    .unwrap();
+    assert_eq!(n.commit(vec![env]).await, vec![C::EndorsementPolicyFailure]);
+    assert_eq!(n.get("k").await, None);
+}
+
+#[tokio::test]
+async fn chaincode_policy_of_its_own_and_undefined_chaincode() {
+    let n = setup().await;
+    let org1_only = weft_msp::policy::parse("OR('Org1MSP.peer')").unwrap();
+    n.channel.define(
+        "org1cc",
+        ChaincodeDefinition {
+            package_id: "org1cc:1".into(),
+            endorsement_policy: Some(EndorsementPolicy::Signature(Arc::new(
+                weft_msp::policy::CompiledPolicy::new(&org1_only).unwrap(),
+            ))),
+        },
+    );
+    let rw = kv_rwset("org1cc", &[], &[("x", Some(b"1"))], vec![]);
+    let (env, _) = endorsed_transaction(&n.user1, CHANNEL, "org1cc", &rw, &[&n.peer1]).unwrap();
+    let rw2 = kv_rwset("nocc", &[], &[("x", Some(b"1"))], vec![]);
+    let (env2, _) =
+        endorsed_transaction(&n.user1, CHANNEL, "nocc", &rw2, &[&n.peer1, &n.peer2]).unwrap();
+    assert_eq!(
+        n.commit(vec![env, env2]).await,
+        vec![C::Valid, C::EndorsementPolicyFailure]
+    );
+}
+
+#[tokio::test]
+async fn bad_creator_signature() {
+    let n = setup().await;
+    let (env, tx_id) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    let mut e = Envelope::decode(env).unwrap();
+    let mut sig = e.signature.to_vec();
+    let last = sig.len() - 1;
+    sig[last] ^= 0x01;
+    e.signature = sig.into();
+    // A signature by another identity over the same payload is just as bad.
+    let (env2, _) = n.tx(&kv_rwset(CC, &[], &[("k2", Some(b"v"))], vec![]));
+    let mut e2 = Envelope::decode(env2).unwrap();
+    e2.signature = n.peer1.sign(&e2.payload).unwrap().into();
+    let codes = n
+        .commit(vec![e.encode_to_vec().into(), e2.encode_to_vec().into()])
+        .await;
+    assert_eq!(codes, vec![C::BadCreatorSignature, C::BadCreatorSignature]);
+    assert_eq!(n.get("k").await, None);
+    assert_eq!(n.get("k2").await, None);
+    assert_eq!(
+        n.channel.tx_status(&tx_id),
+        Some((1, C::BadCreatorSignature as i32))
+    );
+}
+
+#[tokio::test]
+async fn bad_endorsement_signature() {
+    let n = setup().await;
+    // Org2's endorser signs something else: its endorsement does not count.
+    let rw = kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]);
+    let (env, _) = n.tx(&rw);
+    let mut e = Envelope::decode(env).unwrap();
+    let mut payload = weft_proto::common::Payload::decode(e.payload.clone()).unwrap();
+    let mut tx = weft_proto::protos::Transaction::decode(payload.data.clone()).unwrap();
+    let mut cap =
+        weft_proto::protos::ChaincodeActionPayload::decode(tx.actions[0].payload.clone()).unwrap();
+    let action = cap.action.as_mut().unwrap();
+    action.endorsements[1].signature = n.peer2.sign(b"something else").unwrap().into();
+    tx.actions[0].payload = cap.encode_to_vec().into();
+    payload.data = tx.encode_to_vec().into();
+    e.payload = payload.encode_to_vec().into();
+    e.signature = n.user1.sign(&e.payload).unwrap().into();
+    assert_eq!(
+        n.commit(vec![e.encode_to_vec().into()]).await,
+        vec![C::EndorsementPolicyFailure]
+    );
+    assert_eq!(n.get("k").await, None);
+}
+
+#[tokio::test]
+async fn mvcc_conflict_in_one_block() {
+    let n = setup().await;
+    let v = n.seed("k", b"0").await;
+    let rw = kv_rwset(CC, &[("k", Some(v))], &[("k", Some(b"1"))], vec![]);
+    let rw2 = kv_rwset(CC, &[("k", Some(v))], &[("k", Some(b"2"))], vec![]);
+    let (a, _) = n.tx(&rw);
+    let (b, _) = n.tx(&rw2);
+    assert_eq!(
+        n.commit(vec![a, b]).await,
+        vec![C::Valid, C::MvccReadConflict]
+    );
+    assert_eq!(n.get("k").await, Some((b"1".to_vec(), 2, 0)));
+    // A stale read in a later block conflicts too.
+    let (c, _) = n.tx(&kv_rwset(
+        CC,
+        &[("k", Some(v))],
+        &[("k", Some(b"3"))],
+        vec![],
+    ));
+    assert_eq!(n.commit(vec![c]).await, vec![C::MvccReadConflict]);
+    assert_eq!(n.get("k").await.unwrap().0, b"1".to_vec());
+}
+
+#[tokio::test]
+async fn phantom_read_on_a_range_query() {
+    let n = setup().await;
+    let va = n.seed("a", b"0").await;
+    // tx1 adds "b" into [a, c); tx2 ranged over [a, c) and saw only "a".
+    let (t1, _) = n.tx(&kv_rwset(CC, &[], &[("b", Some(b"new"))], vec![]));
+    let rq = RangeQueryInfo {
+        start_key: "a".into(),
+        end_key: "c".into(),
+        itr_exhausted: true,
+        reads_info: Some(ReadsInfo::RawReads(QueryReads {
+            kv_reads: vec![KvRead {
+                key: "a".into(),
+                version: Some(KvVersion {
+                    block_num: va.0,
+                    tx_num: va.1,
+                }),
+            }],
+        })),
+    };
+    let (t2, _) = n.tx(&kv_rwset(CC, &[], &[("z", Some(b"1"))], vec![rq]));
+    assert_eq!(
+        n.commit(vec![t1, t2]).await,
+        vec![C::Valid, C::PhantomReadConflict]
+    );
+    assert!(n.get("b").await.is_some());
+    assert_eq!(n.get("z").await, None);
+}
+
+#[tokio::test]
+async fn duplicate_tx_id_in_a_block_and_across_blocks() {
+    let n = setup().await;
+    let (env, tx_id) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    assert_eq!(
+        n.commit(vec![env.clone(), env.clone()]).await,
+        vec![C::Valid, C::DuplicateTxid]
+    );
+    assert_eq!(n.commit(vec![env]).await, vec![C::DuplicateTxid]);
+    // The first occurrence is the one the ledger reports.
+    assert_eq!(n.channel.tx_status(&tx_id), Some((1, C::Valid as i32)));
+    let view = n.channel.state().read().await;
+    assert_eq!(view.history(CC, "k", None, 100).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_and_foreign_transactions_get_codes_not_panics() {
+    let n = setup().await;
+    let (env, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    // Another channel's transaction.
+    let (other, _) = endorsed_transaction(
+        &n.user1,
+        "otherchannel",
+        CC,
+        &kv_rwset(CC, &[], &[("k", Some(b"x"))], vec![]),
+        &[&n.peer1, &n.peer2],
+    )
+    .unwrap();
+    // A user chaincode writing the _lifecycle namespace.
+    let (illegal, _) = n.tx(&kv_rwset("_lifecycle", &[], &[("x", Some(b"1"))], vec![]));
+    let codes = n
+        .commit(vec![
+            Bytes::new(),
+            Bytes::from_static(b"\xff\xff garbage"),
+            other,
+            illegal,
+            env.slice(..env.len() / 2),
+        ])
+        .await;
+    assert_eq!(
+        codes,
+        vec![
+            C::NilEnvelope,
+            C::BadPayload,
+            C::TargetChainNotFound,
+            C::IllegalWriteset,
+            C::BadPayload
+        ]
+    );
+    assert_eq!(n.get("k").await, None);
+}
+
+#[tokio::test]
+async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
+    use weft_proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
+    let n = setup().await;
+    // Set key "sbe" with a key-level policy: Org2's peer alone.
+    let param = weft_msp::policy::parse("OR('Org2MSP.peer')")
+        .unwrap()
+        .encode_to_vec();
+    let mut rw = kv_rwset(CC, &[], &[("sbe", Some(b"0"))], vec![]);
+    let mut kv = KvrwSet::decode(rw.ns_rwset[0].rwset.clone()).unwrap();
+    kv.metadata_writes.push(KvMetadataWrite {
+        key: "sbe".into(),
+        entries: vec![KvMetadataEntry {
+            name: "VALIDATION_PARAMETER".into(),
+            value: param.into(),
+        }],
+    });
+    rw.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    let (env, _) = n.tx(&rw);
+    assert_eq!(n.commit(vec![env]).await, vec![C::Valid]);
+    // Org2 alone may now write it; Org1 alone may not.
+    let w = kv_rwset(CC, &[], &[("sbe", Some(b"1"))], vec![]);
+    let (by2, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer2]).unwrap();
+    let w = kv_rwset(CC, &[], &[("sbe", Some(b"2"))], vec![]);
+    let (by1, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer1]).unwrap();
+    // The invoked chaincode's own policy still applies to keys without one.
+    let w = kv_rwset(
+        CC,
+        &[],
+        &[("sbe", Some(b"3")), ("plain", Some(b"x"))],
+        vec![],
+    );
+    let (mixed, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer2]).unwrap();
+    assert_eq!(
+        n.commit(vec![by2, by1, mixed]).await,
+        vec![
+            C::Valid,
+            C::EndorsementPolicyFailure,
+            C::EndorsementPolicyFailure
+        ]
+    );
+    assert_eq!(n.get("sbe").await.unwrap().0, b"1".to_vec());
+}
+
+#[tokio::test]
+async fn crash_after_block_append_before_state_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = two_org_network(&dir.path().join("net"), 7050).unwrap();
+    let ledger = dir.path().join("ledger");
+    let n = {
+        let channel =
+            open_channel_from_genesis(&ledger, &net.genesis, Arc::new(SignatureCache::default()))
+                .await
+                .unwrap();
+        channel.define_chaincode(CC, "basic_1.0:abc");
+        Net {
+            user1: net.orgs[0].user.signer().unwrap(),
+            peer1: net.orgs[0].node.signer().unwrap(),
+            peer2: net.orgs[1].node.signer().unwrap(),
+            orderer: net.orderer_org.node.signer().unwrap(),
+            _dir: tempfile::tempdir().unwrap(),
+            net: net.clone(),
+            channel,
+        }
+    };
+    n.seed("a", b"1").await;
+    // Block 2: validated, codes set, appended to the block store — then the "crash" before
+    // its state is written.
+    let (t1, tx1) = n.tx(&kv_rwset(
+        CC,
+        &[],
+        &[("a", Some(b"2")), ("b", Some(b"x"))],
+        vec![],
+    ));
+    let (t2, _) = n.tx(&kv_rwset(CC, &[], &[("a", None)], vec![]));
+    let (bad, _) = endorsed_transaction(
+        &n.user1,
+        CHANNEL,
+        CC,
+        &kv_rwset(CC, &[], &[("c", Some(b"no"))], vec![]),
+        &[&n.peer1],
+    )
+    .unwrap();
+    let mut block = n.block(vec![t1, bad, t2]);
+    weft_ledger::block::set_transactions_filter(
+        &mut block,
+        &[
+            C::Valid as u8,
+            C::EndorsementPolicyFailure as u8,
+            C::Valid as u8,
+        ],
+    );
+    n.channel
+        .blocks()
+        .append(2, &block.encode_to_vec())
+        .unwrap();
+    assert_eq!(n.channel.state().savepoint().unwrap().unwrap().block_num, 1);
+    drop(n);
+
+    // Reopen: the state catches up with the block store.
+    let (blocks, state) = weft_peer::channel::open_ledger(&ledger).unwrap();
+    let config = weft_configtx::ChannelConfig::from_block(&net.genesis).unwrap();
+    let channel = Channel::from_config(Arc::new(config), blocks, state, Default::default());
+    assert_eq!(recover(&channel).await.unwrap(), 1);
+    assert_eq!(channel.state().savepoint().unwrap().unwrap().block_num, 2);
+    let view = channel.state().read().await;
+    assert!(view.get(CC, "a").unwrap().is_none(), "deleted by tx 2");
+    let b = view.get(CC, "b").unwrap().unwrap();
+    assert_eq!((b.version.block_num, b.version.tx_num), (2, 0));
+    assert!(
+        view.get(CC, "c").unwrap().is_none(),
+        "invalid tx not applied"
+    );
+    let hist = view.history(CC, "a", None, 100).unwrap();
+    assert_eq!(
+        hist.len(),
+        3,
+        "tx 2 delete, tx 0 write, seed (newest first)"
+    );
+    assert!(hist[0].1.is_delete);
+    assert_eq!(hist[1].1.tx_id, tx1);
+    drop(view);
+    // Recovering again is a no-op.
+    assert_eq!(recover(&channel).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn delivered_blocks_are_checked_before_commit() {
+    let n = setup().await;
+    let config = n.channel.config().unwrap();
+    let genesis = n.channel.blocks().block(0).unwrap().unwrap();
+    let gh = genesis.header.clone().unwrap();
+    let (env, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    let good = n.block(vec![env.clone()]);
+    check_block(&config, 1, Some(&gh), &good).unwrap();
+
+    // Wrong number, wrong previous hash, tampered data.
+    let e = check_block(&config, 2, Some(&gh), &good).unwrap_err();
+    assert!(e.detail.contains("expected block 2"), "{e}");
+    let mut other_prev = good.clone();
+    other_prev.header.as_mut().unwrap().previous_hash = Bytes::from_static(&[0u8; 32]);
+    let e = check_block(&config, 1, Some(&gh), &other_prev).unwrap_err();
+    assert!(e.detail.contains("previous hash"), "{e}");
+    let mut tampered = good.clone();
+    let (env2, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"evil"))], vec![]));
+    tampered.data.as_mut().unwrap().data[0] = env2;
+    let e = check_block(&config, 1, Some(&gh), &tampered).unwrap_err();
+    assert!(e.detail.contains("data hash"), "{e}");
+
+    // Unsigned, or signed by a peer instead of the orderer.
+    let unsigned = next_block(&gh, vec![env.clone()]);
+    let e = check_block(&config, 1, Some(&gh), &unsigned).unwrap_err();
+    assert!(e.detail.contains("no orderer signatures"), "{e}");
+    let mut by_peer = next_block(&gh, vec![env.clone()]);
+    sign_block(&mut by_peer, &n.peer1, 0).unwrap();
+    let e = check_block(&config, 1, Some(&gh), &by_peer).unwrap_err();
+    assert!(e.detail.contains("policy"), "{e}");
+    // A signature of another header does not carry over.
+    let mut moved = next_block(&gh, vec![env]);
+    moved.metadata = good.metadata.clone();
+    moved.header.as_mut().unwrap().data_hash = Bytes::copy_from_slice(&[1u8; 32]);
+    assert!(check_block(&config, 1, Some(&gh), &moved).is_err());
+}
+
+#[tokio::test]
+async fn own_endorsement_signatures_are_not_verified_twice() {
+    let n = setup().await;
+    let cache = n.channel.signature_cache().clone();
+    let before = cache.len();
+    let (env, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    assert_eq!(n.commit(vec![env.clone()]).await, vec![C::Valid]);
+    // Creator + two endorsements were verified once and remembered.
+    assert_eq!(cache.len(), before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_joins_from_genesis_and_commits_what_the_orderer_delivers() {
+    use weft_peer::testing::{TestPeer, TestPeerOptions};
+    use weft_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = weft_orderer::testing::TestOrderer::start(dir.path())
+        .await
+        .unwrap();
+    let net = orderer.network.clone();
+    let opts = TestPeerOptions {
+        builders: vec![],
+        extra_yaml: String::new(),
+        execute_timeout: "3s".into(),
+        dev_mode: false,
+        listen_port: None,
+    };
+    let peer = TestPeer::start_in_network(dir.path(), "org1", &opts)
+        .await
+        .unwrap();
+    // Not block 0: refused.
+    let mut not_genesis = net.genesis.clone();
+    not_genesis.header.as_mut().unwrap().number = 3;
+    let e = peer.node.join_channel(not_genesis).await.unwrap_err();
+    assert!(e.to_string().contains("genesis block"), "{e}");
+    // Before the join, the peer trusts only its own org's TLS CA: Org2's client is refused.
+    let org2_client = || {
+        let ca = std::fs::read(&net.orgs[0].tls_ca_cert).unwrap();
+        weft_tls::TlsClient::new(
+            weft_tls::Trust::Roots(weft_crypto::pem::certificates(&ca, "ca").unwrap()),
+            weft_tls::ClientIdentity::Certificate(
+                weft_tls::Identity::from_pem_files(
+                    &net.orgs[1].user.tls_cert,
+                    &net.orgs[1].user.tls_key,
+                    "org2 user",
+                )
+                .unwrap(),
+            ),
+            weft_tls::Profile::Fabric,
+        )
+        .unwrap()
+    };
+    let peer_ep = || {
+        weft_tls::Endpoint::parse(&peer.node.peer_address.to_string())
+            .unwrap()
+            .with_server_name("localhost")
+            .unwrap()
+    };
+    let refused = weft_tls::grpc::channel(Some(org2_client()), peer_ep()).await;
+    assert!(refused.is_err(), "org2 client accepted before the join");
+    let channel = peer.node.join_channel(net.genesis.clone()).await.unwrap();
+    assert_eq!(channel.blocks().height(), 1);
+    // The join made the channel's orgs' TLS CAs trusted, live.
+    weft_tls::grpc::channel(Some(org2_client()), peer_ep())
+        .await
+        .expect("org2 client accepted after the join");
+    channel.define_chaincode(CC, "basic_1.0:abc");
+    let e = peer
+        .node
+        .join_channel(net.genesis.clone())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("already joined"), "{e}");
+
+    // A client submits an endorsed transaction to the orderer over mutual TLS.
+    let user1 = net.orgs[0].user.signer().unwrap();
+    let peer1 = net.orgs[0].node.signer().unwrap();
+    let peer2 = net.orgs[1].node.signer().unwrap();
+    let (env, tx_id) = endorsed_transaction(
+        &user1,
+        CHANNEL,
+        CC,
+        &kv_rwset(CC, &[], &[("k", Some(b"from the orderer"))], vec![]),
+        &[&peer1, &peer2],
+    )
+    .unwrap();
+    let ca = std::fs::read(&net.orderer_org.tls_ca_cert).unwrap();
+    let tls = weft_tls::TlsClient::new(
+        weft_tls::Trust::Roots(weft_crypto::pem::certificates(&ca, "ca").unwrap()),
+        weft_tls::ClientIdentity::Certificate(
+            weft_tls::Identity::from_pem_files(
+                &net.orgs[0].user.tls_cert,
+                &net.orgs[0].user.tls_key,
+                "user",
+            )
+            .unwrap(),
+        ),
+        weft_tls::Profile::Fabric,
+    )
+    .unwrap();
+    let grpc = weft_tls::grpc::channel(
+        Some(tls),
+        weft_tls::Endpoint::parse(&orderer.address()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut client = AtomicBroadcastClient::new(grpc);
+    let envelope = Envelope::decode(env).unwrap();
+    let mut responses = client
+        .broadcast(tokio_stream::iter(vec![envelope]))
+        .await
+        .unwrap()
+        .into_inner();
+    let r = responses.message().await.unwrap().unwrap();
+    assert_eq!(r.status, 200, "{}", r.info);
+
+    // The peer's deliver client pulls the block and commits it.
+    let mut status = None;
+    for _ in 0..200 {
+        status = channel.tx_status(&tx_id);
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Some((1, C::Valid as i32)));
+    {
+        let view = channel.state().read().await;
+        assert_eq!(
+            view.get(CC, "k").unwrap().unwrap().value.as_ref(),
+            b"from the orderer"
+        );
+    }
+    drop(channel);
+    peer.stop().await;
+
+    // After a restart the joined channel is back, with its ledger.
+    let peer = TestPeer::start_in_network(dir.path(), "org1", &opts)
+        .await
+        .unwrap();
+    let channel = peer.node.channels.get(CHANNEL).expect("channel reopened");
+    assert_eq!(channel.blocks().height(), 2);
+    assert!(channel.config().is_some());
+    assert_eq!(channel.tx_status(&tx_id), Some((1, C::Valid as i32)));
+    drop(channel);
+    peer.stop().await;
+    orderer.shutdown().await;
+}
