@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
+
+use crate::lifecycle_tx::{self, DefinitionFlags, OrdererFlags, Output, PeerFlags};
 use weft_peer::package::{
     installed_chaincodes_json, package_directory, write_file_atomically, ChaincodePackage,
     InstallStore, Limits,
@@ -77,6 +79,64 @@ pub enum ChaincodeCommand {
         #[command(flatten)]
         peer: PeerFsPath,
     },
+    /// Approve a chaincode definition for your organization (a transaction: endorsed by your
+    /// peer, ordered, committed).
+    Approveformyorg {
+        #[command(flatten)]
+        peers: PeerFlags,
+        #[command(flatten)]
+        orderer: OrdererFlags,
+        #[command(flatten)]
+        definition: DefinitionFlags,
+        /// The installed package your organization's peers run for this definition.
+        #[arg(long = "package-id")]
+        package_id: Option<String>,
+    },
+    /// Which organizations approved this exact definition.
+    Checkcommitreadiness {
+        #[command(flatten)]
+        peers: PeerFlags,
+        #[command(flatten)]
+        definition: DefinitionFlags,
+        /// Output format.
+        #[arg(short = 'O', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Commit a chaincode definition to the channel (a transaction endorsed by enough
+    /// organizations' peers for the LifecycleEndorsement policy).
+    Commit {
+        #[command(flatten)]
+        peers: PeerFlags,
+        #[command(flatten)]
+        orderer: OrdererFlags,
+        #[command(flatten)]
+        definition: DefinitionFlags,
+    },
+    /// The committed chaincode definitions (or one, with --name).
+    Querycommitted {
+        #[command(flatten)]
+        peers: PeerFlags,
+        /// Chaincode name.
+        #[arg(short = 'n', long = "name")]
+        name: Option<String>,
+        /// Output format.
+        #[arg(short = 'O', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Your organization's approved definition of a chaincode.
+    Queryapproved {
+        #[command(flatten)]
+        peers: PeerFlags,
+        /// Chaincode name.
+        #[arg(short = 'n', long = "name")]
+        name: String,
+        /// Sequence (default: the latest approved).
+        #[arg(long = "sequence", default_value_t = 0)]
+        sequence: i64,
+        /// Output format.
+        #[arg(short = 'O', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Print the package id of a chaincode package file (label:sha256), checking the package.
     Calculatepackageid {
         /// The chaincode package file.
@@ -138,6 +198,33 @@ pub enum OutputFormat {
 
 pub fn run(cmd: ChaincodeCommand) -> Result<u8, Box<dyn std::error::Error>> {
     match cmd {
+        ChaincodeCommand::Approveformyorg {
+            peers,
+            orderer,
+            definition,
+            package_id,
+        } => lifecycle_tx::approve(peers, orderer, definition, package_id),
+        ChaincodeCommand::Checkcommitreadiness {
+            peers,
+            definition,
+            output,
+        } => lifecycle_tx::check_commit_readiness(peers, definition, output),
+        ChaincodeCommand::Commit {
+            peers,
+            orderer,
+            definition,
+        } => lifecycle_tx::commit(peers, orderer, definition),
+        ChaincodeCommand::Querycommitted {
+            peers,
+            name,
+            output,
+        } => lifecycle_tx::query_committed(peers, name, output),
+        ChaincodeCommand::Queryapproved {
+            peers,
+            name,
+            sequence,
+            output,
+        } => lifecycle_tx::query_approved(peers, name, sequence, output),
         ChaincodeCommand::Package {
             output,
             path,

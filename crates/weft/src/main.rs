@@ -5,10 +5,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod chaincode_cmd;
+mod channel_cmd;
+mod configtx_cmd;
 mod crypto_cmd;
 mod doctor_cmd;
+mod ledger_cmd;
 mod lifecycle_cmd;
+mod lifecycle_tx;
 mod node_cmd;
+mod orderer_cmd;
+mod osnadmin_cmd;
 
 /// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.
 #[derive(Debug, Parser)]
@@ -22,19 +28,35 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Channel configuration: genesis blocks from configtx.yaml (Fabric's configtxgen).
+    #[command(subcommand)]
+    Configtx(configtx_cmd::ConfigtxCommand),
     /// Organization crypto material (the layout Fabric's cryptogen writes).
     #[command(subcommand)]
     Crypto(crypto_cmd::CryptoCommand),
     /// Check an endpoint or a configuration and explain what is wrong.
     #[command(subcommand)]
     Doctor(doctor_cmd::DoctorCommand),
+    /// Read a channel's block store: height, blocks, transactions by id.
+    #[command(subcommand)]
+    Ledger(ledger_cmd::LedgerCommand),
     /// Peer administration (Fabric's `peer` command).
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Run an orderer (Fabric's `orderer` command).
+    #[command(subcommand)]
+    Orderer(orderer_cmd::OrdererCommand),
+    /// Orderer channel participation (Fabric's `osnadmin` command).
+    #[command(subcommand)]
+    Osnadmin(osnadmin_cmd::OsnadminCommand),
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum PeerCommand {
     /// Chaincode lifecycle.
@@ -46,6 +68,9 @@ enum PeerCommand {
     /// Call chaincode through a peer's endorser.
     #[command(subcommand)]
     Chaincode(ChaincodeCallCommand),
+    /// Join the peer to channels and list them (peer-admin calls).
+    #[command(subcommand)]
+    Channel(channel_cmd::ChannelCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,12 +110,17 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
+        Command::Configtx(cmd) => configtx_cmd::run(cmd),
         Command::Crypto(cmd) => crypto_cmd::run(cmd),
         Command::Doctor(cmd) => doctor_cmd::run(cmd),
+        Command::Ledger(cmd) => ledger_cmd::run(cmd),
+        Command::Orderer(cmd) => orderer_cmd::run(cmd),
+        Command::Osnadmin(cmd) => osnadmin_cmd::run(cmd),
         Command::Peer(PeerCommand::Lifecycle(LifecycleCommand::Chaincode(cmd))) => {
             lifecycle_cmd::run(cmd)
         }
         Command::Peer(PeerCommand::Node(NodeCommand::Start(args))) => node_cmd::start(args),
+        Command::Peer(PeerCommand::Channel(cmd)) => channel_cmd::run(cmd),
         Command::Peer(PeerCommand::Chaincode(ChaincodeCallCommand::Query(args))) => {
             chaincode_cmd::query(args)
         }

@@ -600,3 +600,133 @@ fn peer_node_start_serves_and_stops_on_sigterm() {
         text(&out)
     );
 }
+
+/// An envelope whose channel header names `tx_id`, as a block stores it.
+fn envelope_bytes(tx_id: &str) -> bytes::Bytes {
+    use prost::Message;
+    use weft_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload};
+    let ch = ChannelHeader {
+        r#type: HeaderType::EndorserTransaction as i32,
+        channel_id: "mychannel".into(),
+        tx_id: tx_id.into(),
+        ..Default::default()
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ch.encode_to_vec().into(),
+            signature_header: Default::default(),
+        }),
+        data: Default::default(),
+    };
+    Envelope {
+        payload: payload.encode_to_vec().into(),
+        signature: Default::default(),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+#[test]
+fn ledger_reads_height_blocks_and_transactions() {
+    use weft_ledger::block::{header_hash, new_block, set_transactions_filter};
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("blocks");
+    {
+        let store =
+            weft_ledger::BlockStore::open(&store_dir, weft_ledger::BlockStoreConfig::default())
+                .unwrap();
+        let b0 = new_block(0, &[], vec![envelope_bytes("genesis")]);
+        store.append_block(&b0).unwrap();
+        let mut b1 = new_block(
+            1,
+            &header_hash(b0.header.as_ref().unwrap()),
+            vec![envelope_bytes("tx-a"), envelope_bytes("tx-b")],
+        );
+        set_transactions_filter(&mut b1, &[0, 11]);
+        store.append_block(&b1).unwrap();
+        // Still open: the command reads it read-only, as it would a running peer's.
+        let ledger = s(&store_dir);
+        let o = run(&["ledger", "height", "--ledger", ledger]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "2");
+
+        let o = run(&["ledger", "block", "1", "--ledger", ledger]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["number"], 1);
+        assert_eq!(v["transactions"][1]["tx_id"], "tx-b");
+        assert_eq!(
+            v["transactions"][1]["validation_code"],
+            "MVCC_READ_CONFLICT"
+        );
+
+        let o = run(&["ledger", "tx", "tx-a", "--ledger", ledger]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (v["block"].as_u64(), v["index"].as_u64()),
+            (Some(1), Some(0))
+        );
+        assert_eq!(v["validation_code"], "VALID");
+
+        let o = run(&["ledger", "block", "7", "--ledger", ledger]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            text(&o).contains("the ledger's height is 2"),
+            "{}",
+            text(&o)
+        );
+        let o = run(&["ledger", "tx", "nope", "--ledger", ledger]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(text(&o).contains("not in this ledger"), "{}", text(&o));
+    }
+    let o = run(&["ledger", "height", "--ledger", s(dir.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no block store here"), "{}", text(&o));
+}
+
+#[test]
+fn configtx_genesis_and_inspect() {
+    let net = Network::generate();
+    let dir = net.crypto.parent().unwrap();
+    std::fs::write(
+        dir.join("configtx.yaml"),
+        "Organizations:\n  - &OrdererOrg\n    Name: OrdererOrg\n    ID: OrdererMSP\n    \
+         MSPDir: crypto/ordererOrganizations/example.com/msp\n    OrdererEndpoints: \
+         [127.0.0.1:7050]\n  - &Org1\n    Name: Org1MSP\n    ID: Org1MSP\n    MSPDir: \
+         crypto/peerOrganizations/org1.example.com/msp\nProfiles:\n  TwoOrgs:\n    Orderer:\n      \
+         OrdererType: solo\n      Organizations: [*OrdererOrg]\n    Application:\n      \
+         Organizations: [*Org1]\n",
+    )
+    .unwrap();
+    let block = dir.join("mychannel.block");
+    let genesis = |profile: &str| {
+        run(&[
+            "configtx",
+            "genesis",
+            "--profile",
+            profile,
+            "--channelID",
+            "mychannel",
+            "--outputBlock",
+            s(&block),
+            "--configPath",
+            s(dir),
+        ])
+    };
+    let out = genesis("TwoOrgs");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["configtx", "inspect", s(&block)]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("channel: mychannel"), "{t}");
+    assert!(t.contains("Org1MSP (MSP ID Org1MSP)"), "{t}");
+    assert!(t.contains("endpoint: 127.0.0.1:7050 (OrdererMSP)"), "{t}");
+    let out = genesis("Nope");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("its profiles are: TwoOrgs"),
+        "{}",
+        text(&out)
+    );
+}
