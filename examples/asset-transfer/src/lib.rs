@@ -127,6 +127,15 @@ async fn store(stub: &Stub, asset: &Asset) -> Result<(), ChaincodeError> {
     })
 }
 
+/// Announce a change as a chaincode event named after the transaction (the payload is the
+/// asset's JSON), as Fabric's asset-transfer-events sample does; clients receive it through
+/// the Gateway's ChaincodeEvents once the transaction commits.
+fn announce(stub: &Stub, name: &str, asset: &Asset) -> Result<(), ChaincodeError> {
+    let json = serde_json::to_vec(asset)
+        .map_err(|e| fail(format!("failed to encode asset {}: {e}", asset.id)))?;
+    stub.set_event(name, json)
+}
+
 async fn exists(stub: &Stub, id: &str) -> Result<bool, ChaincodeError> {
     let value = stub
         .get_state(id)
@@ -154,11 +163,9 @@ async fn create_asset(
     if exists(ctx.stub(), &id).await? {
         return Err(fail(format!("the asset {id} already exists")));
     }
-    store(
-        ctx.stub(),
-        &Asset::new(&id, &color, size, &owner, appraised_value),
-    )
-    .await?;
+    let asset = Asset::new(&id, &color, size, &owner, appraised_value);
+    store(ctx.stub(), &asset).await?;
+    announce(ctx.stub(), "CreateAsset", &asset)?;
     tracing::debug!(tx = %ctx.stub().tx_id(), asset = %id, "asset created");
     Ok(())
 }
@@ -179,20 +186,19 @@ async fn update_asset(
     if !exists(ctx.stub(), &id).await? {
         return Err(does_not_exist(&id));
     }
-    store(
-        ctx.stub(),
-        &Asset::new(&id, &color, size, &owner, appraised_value),
-    )
-    .await?;
+    let asset = Asset::new(&id, &color, size, &owner, appraised_value);
+    store(ctx.stub(), &asset).await?;
+    announce(ctx.stub(), "UpdateAsset", &asset)?;
     tracing::debug!(tx = %ctx.stub().tx_id(), asset = %id, "asset updated");
     Ok(())
 }
 
 /// Remove an existing asset.
 async fn delete_asset(ctx: Ctx, (id,): (String,)) -> Result<(), ChaincodeError> {
-    if !exists(ctx.stub(), &id).await? {
-        return Err(does_not_exist(&id));
-    }
+    let asset = load(ctx.stub(), &id)
+        .await?
+        .ok_or_else(|| does_not_exist(&id))?;
+    announce(ctx.stub(), "DeleteAsset", &asset)?;
     ctx.stub()
         .del_state(&id)
         .await
@@ -216,6 +222,7 @@ async fn transfer_asset(
         .ok_or_else(|| does_not_exist(&id))?;
     let old_owner = std::mem::replace(&mut asset.owner, new_owner);
     store(ctx.stub(), &asset).await?;
+    announce(ctx.stub(), "TransferAsset", &asset)?;
     tracing::debug!(tx = %ctx.stub().tx_id(), asset = %id, from = %old_owner, to = %asset.owner, "asset transferred");
     Ok(old_owner)
 }

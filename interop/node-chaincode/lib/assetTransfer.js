@@ -77,6 +77,7 @@ class AssetTransfer extends Contract {
         };
         const json = canonicalJson(asset);
         await ctx.stub.putState(id, Buffer.from(json));
+        ctx.stub.setEvent('CreateAsset', Buffer.from(json));
         return json;
     }
 
@@ -101,15 +102,16 @@ class AssetTransfer extends Contract {
             Owner: owner,
             AppraisedValue: toNumber('appraisedValue', appraisedValue),
         };
-        await ctx.stub.putState(id, Buffer.from(canonicalJson(asset)));
+        const json = canonicalJson(asset);
+        await ctx.stub.putState(id, Buffer.from(json));
+        ctx.stub.setEvent('UpdateAsset', Buffer.from(json));
     }
 
     /** Deletes an existing asset. */
     async DeleteAsset(ctx, id) {
-        if (!(await this.AssetExists(ctx, id))) {
-            throw new Error(`the asset ${id} does not exist`);
-        }
+        const json = await this.ReadAsset(ctx, id);
         await ctx.stub.deleteState(id);
+        ctx.stub.setEvent('DeleteAsset', Buffer.from(json));
     }
 
     /** True when an asset with this ID is stored. */
@@ -123,7 +125,9 @@ class AssetTransfer extends Contract {
         const asset = JSON.parse(await this.ReadAsset(ctx, id));
         const previous = asset.Owner;
         asset.Owner = newOwner;
-        await ctx.stub.putState(id, Buffer.from(canonicalJson(asset)));
+        const json = canonicalJson(asset);
+        await ctx.stub.putState(id, Buffer.from(json));
+        ctx.stub.setEvent('TransferAsset', Buffer.from(json));
         return previous;
     }
 
