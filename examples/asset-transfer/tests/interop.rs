@@ -1092,6 +1092,24 @@ impl FullNet {
         )
         .await
         .unwrap_or_else(|e| panic!("commit {name}: {e}"));
+        // The commit was waited for on org1's peer; org2's peer commits the same block on its
+        // own schedule.
+        for p in &self.peers {
+            let ch = p
+                .node
+                .channels
+                .get(weft_configtx::testing::CHANNEL)
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ch.package_for(name).as_deref() != Some(package_id) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} is not defined on {} after 30 s",
+                    p.node.peer_address
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 
     async fn stop(mut self) {
@@ -1216,8 +1234,35 @@ async fn fabric_gateway_sdk_on_a_two_org_network() {
     let r = gateway_app(&net, "asset-transfer", "basic", "asset-rust").await;
     check_asset_transfer(&r, "asset-rust");
 
+    // The Node contract (fabric-contract-api) as one chaincode server both peers dial with
+    // mutual TLS, from the same ccaas package installed on each.
+    let dir = net._tmp.path().join("server-basic-node");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tls = server_tls(&dir);
+    let port = free_port();
+    std::fs::write(
+        dir.join("connection.json"),
+        connection(port, &tls, true).to_string(),
+    )
+    .unwrap();
+    let src = net._tmp.path().join("src-basic-node");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(dir.join("connection.json"), src.join("connection.json")).unwrap();
+    let code = weft_peer::package::code_archive_from_directory(&src, "ccaas").unwrap();
+    let pkg =
+        weft_peer::package::ChaincodePackage::build("basic-node_1.0", "ccaas", "", &code).unwrap();
+    let id = net.install(&pkg);
+    let mut server = node_server(port, &id, &tls, dir.join("server.log"));
+    server.wait_listening(port).await;
+    net.define("basic-node", &id).await;
+    let r = gateway_app(&net, "asset-transfer", "basic-node", "asset-node").await;
+    check_asset_transfer(&r, "asset-node");
+
     let r = gateway_app(&net, "no-client-cert", "basic", "asset-rust").await;
     assert_eq!(r["refused"], true, "{r:#}");
+    let msg = r["error"].to_string();
+    assert!(msg.to_lowercase().contains("certificate"), "{r:#}");
 
+    server.stop().await;
     net.stop().await;
 }
