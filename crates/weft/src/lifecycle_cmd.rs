@@ -81,6 +81,8 @@ pub enum ChaincodeCommand {
     },
     /// Approve a chaincode definition for your organization (a transaction: endorsed by your
     /// peer, ordered, committed).
+    // -v/--version and -V are the chaincode's version and validation plugin, as in Fabric.
+    #[command(disable_version_flag = true)]
     Approveformyorg {
         #[command(flatten)]
         peers: PeerFlags,
@@ -93,6 +95,8 @@ pub enum ChaincodeCommand {
         package_id: Option<String>,
     },
     /// Which organizations approved this exact definition.
+    // -v/--version and -V are the chaincode's version and validation plugin, as in Fabric.
+    #[command(disable_version_flag = true)]
     Checkcommitreadiness {
         #[command(flatten)]
         peers: PeerFlags,
@@ -104,6 +108,8 @@ pub enum ChaincodeCommand {
     },
     /// Commit a chaincode definition to the channel (a transaction endorsed by enough
     /// organizations' peers for the LifecycleEndorsement policy).
+    // -v/--version and -V are the chaincode's version and validation plugin, as in Fabric.
+    #[command(disable_version_flag = true)]
     Commit {
         #[command(flatten)]
         peers: PeerFlags,

@@ -79,7 +79,7 @@ pub struct OrdererFlags {
     pub clientauth: bool,
     /// Name expected in the orderer's certificate, if not the host of -o.
     #[arg(long = "ordererTLSHostnameOverride")]
-    pub server_name: Option<String>,
+    pub orderer_server_name: Option<String>,
     /// Wait until the transaction is committed.
     #[arg(long = "waitForEvent", default_value_t = true, action = clap::ArgAction::Set)]
     pub wait: bool,
@@ -311,7 +311,7 @@ async fn transact(
         &orderer.cafile,
         "--cafile (ORDERER_CA)",
         identity,
-        orderer.server_name.as_deref(),
+        orderer.orderer_server_name.as_deref(),
     )
     .await?;
     weft_peer::client::broadcast(&oconn, envelope).await?;

@@ -730,3 +730,435 @@ fn configtx_genesis_and_inspect() {
         text(&out)
     );
 }
+
+/// A `weft` process with its output in a log file, stopped (SIGTERM, then killed) on drop.
+struct Proc {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = weft()
+            .env("WEFT_LOG", "info")
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (at most 60 s) until 127.0.0.1:`port` accepts connections.
+    fn wait_port(&mut self, port: u16) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("exited ({st}) before listening on {port}:\n{}", self.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not listening on {port} after 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const NETWORK_CONFIGTX: &str = r#"
+Organizations:
+  - &OrdererOrg
+    Name: OrdererOrg
+    ID: OrdererMSP
+    MSPDir: crypto/ordererOrganizations/example.com/msp
+    Policies:
+      Readers: { Type: Signature, Rule: "OR('OrdererMSP.member')" }
+      Writers: { Type: Signature, Rule: "OR('OrdererMSP.member')" }
+      Admins: { Type: Signature, Rule: "OR('OrdererMSP.admin')" }
+    OrdererEndpoints: [ "127.0.0.1:ORDERER_PORT" ]
+  - &Org1
+    Name: Org1MSP
+    ID: Org1MSP
+    MSPDir: crypto/peerOrganizations/org1.example.com/msp
+    Policies:
+      Readers: { Type: Signature, Rule: "OR('Org1MSP.admin', 'Org1MSP.peer', 'Org1MSP.client')" }
+      Writers: { Type: Signature, Rule: "OR('Org1MSP.admin', 'Org1MSP.client')" }
+      Admins: { Type: Signature, Rule: "OR('Org1MSP.admin')" }
+      Endorsement: { Type: Signature, Rule: "OR('Org1MSP.peer')" }
+    AnchorPeers: [ { Host: 127.0.0.1, Port: PEER1_PORT } ]
+  - &Org2
+    Name: Org2MSP
+    ID: Org2MSP
+    MSPDir: crypto/peerOrganizations/org2.example.com/msp
+    Policies:
+      Readers: { Type: Signature, Rule: "OR('Org2MSP.admin', 'Org2MSP.peer', 'Org2MSP.client')" }
+      Writers: { Type: Signature, Rule: "OR('Org2MSP.admin', 'Org2MSP.client')" }
+      Admins: { Type: Signature, Rule: "OR('Org2MSP.admin')" }
+      Endorsement: { Type: Signature, Rule: "OR('Org2MSP.peer')" }
+    AnchorPeers: [ { Host: 127.0.0.1, Port: PEER2_PORT } ]
+Profiles:
+  TwoOrgsChannel:
+    Policies:
+      Readers: { Type: ImplicitMeta, Rule: "ANY Readers" }
+      Writers: { Type: ImplicitMeta, Rule: "ANY Writers" }
+      Admins: { Type: ImplicitMeta, Rule: "MAJORITY Admins" }
+    Capabilities: { V2_0: true }
+    Orderer:
+      OrdererType: solo
+      BatchTimeout: 250ms
+      BatchSize: { MaxMessageCount: 10, AbsoluteMaxBytes: 10 MB, PreferredMaxBytes: 2 MB }
+      Organizations: [ *OrdererOrg ]
+      Policies:
+        Readers: { Type: ImplicitMeta, Rule: "ANY Readers" }
+        Writers: { Type: ImplicitMeta, Rule: "ANY Writers" }
+        Admins: { Type: ImplicitMeta, Rule: "MAJORITY Admins" }
+        BlockValidation: { Type: ImplicitMeta, Rule: "ANY Writers" }
+      Capabilities: { V2_0: true }
+    Application:
+      Organizations: [ *Org1, *Org2 ]
+      Policies:
+        Readers: { Type: ImplicitMeta, Rule: "ANY Readers" }
+        Writers: { Type: ImplicitMeta, Rule: "ANY Writers" }
+        Admins: { Type: ImplicitMeta, Rule: "MAJORITY Admins" }
+        LifecycleEndorsement: { Type: ImplicitMeta, Rule: "MAJORITY Endorsement" }
+        Endorsement: { Type: ImplicitMeta, Rule: "MAJORITY Endorsement" }
+      Capabilities: { V2_0: true }
+"#;
+
+/// The network by hand, as the README shows it: configtx genesis, an orderer and two peers as
+/// separate processes with mutual TLS, osnadmin join, peer channel join/list, then a chaincode
+/// package installed and defined with approveformyorg (each org), checkcommitreadiness,
+/// commit and querycommitted, and the ledger read back with `weft ledger`.
+#[test]
+fn network_by_hand_channel_join_and_lifecycle() {
+    let net = Network::generate();
+    let dir = net._dir.path();
+    let (oport, admin_port, p1, p2) = (free_port(), free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.join("configtx.yaml"),
+        NETWORK_CONFIGTX
+            .replace("ORDERER_PORT", &oport.to_string())
+            .replace("PEER1_PORT", &p1.to_string())
+            .replace("PEER2_PORT", &p2.to_string()),
+    )
+    .unwrap();
+    let block = dir.join("mychannel.block");
+    let out = run(&[
+        "configtx",
+        "genesis",
+        "--profile",
+        "TwoOrgsChannel",
+        "--channelID",
+        "mychannel",
+        "--outputBlock",
+        s(&block),
+        "--configPath",
+        s(dir),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The orderer.
+    let ord_org = net.crypto.join("ordererOrganizations/example.com");
+    let ord = ord_org.join("orderers/orderer.example.com");
+    let ord_tlsca = net.orderer_tlsca();
+    std::fs::write(
+        dir.join("orderer.yaml"),
+        format!(
+            "General:\n  ListenAddress: 127.0.0.1\n  ListenPort: {oport}\n  TLS:\n    Enabled: true\n    \
+             PrivateKey: {tls}/server.key\n    Certificate: {tls}/server.crt\n    RootCAs: [{ca}]\n    \
+             ClientAuthRequired: true\n  LocalMSPDir: {msp}\n  LocalMSPID: OrdererMSP\n  BootstrapMethod: none\n\
+             FileLedger:\n  Location: {d}/orderer/ledger\nConsensus:\n  WALDir: {d}/orderer/wal\n\
+             Admin:\n  ListenAddress: 127.0.0.1:{admin_port}\n  TLS:\n    Enabled: true\n    \
+             PrivateKey: {tls}/server.key\n    Certificate: {tls}/server.crt\n    ClientAuthRequired: true\n    \
+             ClientRootCAs: [{ca}]\nChannelParticipation:\n  Enabled: true\n",
+            tls = ord.join("tls").display(),
+            ca = ord_tlsca.display(),
+            msp = ord.join("msp").display(),
+            d = dir.display(),
+        ),
+    )
+    .unwrap();
+    let mut orderer = Proc::spawn(
+        &["orderer", "start", "--config", s(&dir.join("orderer.yaml"))],
+        dir.join("orderer.log"),
+    );
+    orderer.wait_port(oport);
+    orderer.wait_port(admin_port);
+    let osn_admin = ord_org.join("users/Admin@example.com/tls");
+    let out = run(&[
+        "osnadmin",
+        "channel",
+        "join",
+        "--channelID",
+        "mychannel",
+        "--config-block",
+        s(&block),
+        "-o",
+        &format!("127.0.0.1:{admin_port}"),
+        "--ca-file",
+        s(&ord_tlsca),
+        "--client-cert",
+        s(&osn_admin.join("client.crt")),
+        "--client-key",
+        s(&osn_admin.join("client.key")),
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), orderer.log());
+
+    // Two peers, one per org.
+    let org_dir = |org: &str| {
+        net.crypto
+            .join(format!("peerOrganizations/{org}.example.com"))
+    };
+    let tlsca = |org: &str| org_dir(org).join(format!("tlsca/tlsca.{org}.example.com-cert.pem"));
+    let mut peers = Vec::new();
+    for (org, msp_id, port) in [("org1", "Org1MSP", p1), ("org2", "Org2MSP", p2)] {
+        let peer = org_dir(org).join(format!("peers/peer0.{org}.example.com"));
+        let core = dir.join(format!("core-{org}.yaml"));
+        std::fs::write(
+            &core,
+            format!(
+                "peer:\n  id: peer0.{org}.example.com\n  listenAddress: 127.0.0.1:{port}\n  address: 127.0.0.1:{port}\n  \
+                 chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  localMspId: {msp_id}\n  \
+                 tls:\n    enabled: true\n    clientAuthRequired: true\n    cert: {{ file: {tls}/server.crt }}\n    \
+                 key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n    \
+                 clientRootCAs: {{ files: [ {tls}/ca.crt ] }}\n",
+                fs = dir.join(format!("peer-{org}")).display(),
+                msp = peer.join("msp").display(),
+                tls = peer.join("tls").display(),
+            ),
+        )
+        .unwrap();
+        let mut p = Proc::spawn(
+            &["peer", "node", "start", "--config", s(&core)],
+            dir.join(format!("peer-{org}.log")),
+        );
+        p.wait_port(port);
+        peers.push(p);
+    }
+    // The CLI as an org's admin, with Fabric's environment.
+    let as_admin = |org: &str, msp_id: &str, port: u16, args: &[&str]| {
+        let admin = org_dir(org).join(format!("users/Admin@{org}.example.com"));
+        weft()
+            .env("CORE_PEER_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("CORE_PEER_TLS_ROOTCERT_FILE", tlsca(org))
+            .env("CORE_PEER_MSPCONFIGPATH", admin.join("msp"))
+            .env("CORE_PEER_LOCALMSPID", msp_id)
+            .env(
+                "CORE_PEER_TLS_CLIENTCERT_FILE",
+                admin.join("tls/client.crt"),
+            )
+            .env("CORE_PEER_TLS_CLIENTKEY_FILE", admin.join("tls/client.key"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let logs = |peers: &[Proc]| peers.iter().map(Proc::log).collect::<Vec<_>>().join("\n");
+    for (org, msp_id, port) in [("org1", "Org1MSP", p1), ("org2", "Org2MSP", p2)] {
+        let out = as_admin(
+            org,
+            msp_id,
+            port,
+            &["peer", "channel", "join", "-b", s(&block)],
+        );
+        assert!(out.status.success(), "{}\n{}", text(&out), logs(&peers));
+        let out = as_admin(org, msp_id, port, &["peer", "channel", "list"]);
+        assert!(text(&out).contains("mychannel"), "{}", text(&out));
+    }
+
+    // A chaincode package (chaincode as a service: only connection.json), on both peers.
+    let src = dir.join("basic-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("connection.json"),
+        r#"{"address":"127.0.0.1:9999","dial_timeout":"2s","tls_required":false}"#,
+    )
+    .unwrap();
+    let pkg = dir.join("basic.tar.gz");
+    let out = run(&[
+        "peer",
+        "lifecycle",
+        "chaincode",
+        "package",
+        s(&pkg),
+        "-p",
+        s(&src),
+        "--lang",
+        "ccaas",
+        "--label",
+        "basic_1.0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&[
+        "peer",
+        "lifecycle",
+        "chaincode",
+        "calculatepackageid",
+        s(&pkg),
+    ]);
+    let package_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    for org in ["org1", "org2"] {
+        let fs = dir.join(format!("peer-{org}"));
+        let out = run(&[
+            "peer",
+            "lifecycle",
+            "chaincode",
+            "install",
+            s(&pkg),
+            "--peer-fs-path",
+            s(&fs),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let orderer_flags = [
+        "-o".to_owned(),
+        format!("127.0.0.1:{oport}"),
+        "--cafile".to_owned(),
+        s(&ord_tlsca).to_owned(),
+    ];
+    let def = [
+        "-C",
+        "mychannel",
+        "-n",
+        "basic",
+        "-v",
+        "1.0",
+        "--sequence",
+        "1",
+    ];
+    for (org, msp_id, port) in [("org1", "Org1MSP", p1), ("org2", "Org2MSP", p2)] {
+        let mut args = vec!["peer", "lifecycle", "chaincode", "approveformyorg"];
+        args.extend(orderer_flags.iter().map(String::as_str));
+        args.extend(def);
+        args.extend(["--package-id", &package_id]);
+        let out = as_admin(org, msp_id, port, &args);
+        assert!(
+            out.status.success(),
+            "approve {org}: {}\n{}",
+            text(&out),
+            logs(&peers)
+        );
+        assert!(
+            text(&out).contains("committed with status (VALID)"),
+            "{}",
+            text(&out)
+        );
+    }
+    let mut args = vec![
+        "peer",
+        "lifecycle",
+        "chaincode",
+        "checkcommitreadiness",
+        "-O",
+        "json",
+    ];
+    args.extend(def);
+    let out = as_admin("org1", "Org1MSP", p1, &args);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(v["approvals"]["Org1MSP"], true, "{v}");
+    assert_eq!(v["approvals"]["Org2MSP"], true, "{v}");
+
+    let (peer1, peer2) = (format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}"));
+    let mut args = vec!["peer", "lifecycle", "chaincode", "commit"];
+    args.extend(orderer_flags.iter().map(String::as_str));
+    args.extend(def);
+    let (ca1, ca2) = (tlsca("org1"), tlsca("org2"));
+    args.extend(["--peerAddresses", &peer1, "--tlsRootCertFiles", s(&ca1)]);
+    args.extend(["--peerAddresses", &peer2, "--tlsRootCertFiles", s(&ca2)]);
+    let out = as_admin("org1", "Org1MSP", p1, &args);
+    assert!(
+        out.status.success(),
+        "commit: {}\n{}",
+        text(&out),
+        logs(&peers)
+    );
+
+    let out = as_admin(
+        "org2",
+        "Org2MSP",
+        p2,
+        &[
+            "peer",
+            "lifecycle",
+            "chaincode",
+            "querycommitted",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Version: 1.0, Sequence: 1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("Org1MSP: true, Org2MSP: true"),
+        "{}",
+        text(&out)
+    );
+
+    // Committing the same sequence again is refused by the peers, saying which to use.
+    let out = as_admin("org1", "Org1MSP", p1, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("must be sequence 2"), "{}", text(&out));
+
+    // Genesis, two approvals, one commit: four blocks on both peers.
+    for org in ["org1", "org2"] {
+        let fs = dir.join(format!("peer-{org}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = run(&[
+                "ledger",
+                "height",
+                "--peer-fs-path",
+                s(&fs),
+                "-C",
+                "mychannel",
+            ]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "4" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{org}: {}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(peers);
+    drop(orderer);
+}
