@@ -135,14 +135,17 @@ fn tls_server(
     } else {
         ClientAuth::Request(Trust::Roots(roots))
     };
-    Ok(TlsServer::new(&identity, auth, Profile::Fabric)
+    let server = TlsServer::new(&identity, auth, Profile::Fabric)
         .map_err(|e| err(format!("{prefix}: {e}")))?
-        .with_settings(if prefix == "Admin.TLS" {
-            admin_settings()
-        } else {
-            Settings::orderer()
-        })
-        .with_endpoint(endpoint.to_owned()))
+        .with_endpoint(endpoint.to_owned());
+    Ok(if prefix == "Admin.TLS" {
+        // The channel participation API is HTTPS for HTTP/2 and HTTP/1.1 clients alike.
+        server
+            .with_settings(admin_settings())
+            .with_alpn_protocols(&[b"h2", b"http/1.1"])
+    } else {
+        server.with_settings(Settings::orderer())
+    })
 }
 
 impl OrdererNode {

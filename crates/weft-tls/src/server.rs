@@ -43,6 +43,8 @@ pub struct TlsServer {
     settings: Arc<Settings>,
     endpoint: String,
     handshake_timeout: Duration,
+    /// ALPN protocols offered, in preference order (gRPC servers: `h2` only).
+    alpn: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +93,7 @@ impl TlsServer {
             settings,
             endpoint: "this server".to_owned(),
             handshake_timeout: Duration::from_secs(10),
+            alpn: vec![ALPN_H2.to_vec()],
         })
     }
 
@@ -103,6 +106,13 @@ impl TlsServer {
     /// The listening address, used in messages and logs.
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = endpoint.into();
+        self
+    }
+
+    /// Offer these ALPN protocols instead of `h2` alone, e.g. `h2` and `http/1.1` for an HTTPS
+    /// API that HTTP/1.1 clients use too. A client that offers none of them is refused.
+    pub fn with_alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
+        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
         self
     }
 
@@ -165,7 +175,7 @@ impl TlsServer {
             _ => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(Arc::new(Fixed(self.identity.clone())));
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        config.alpn_protocols = self.alpn.clone();
         config.session_storage = state.sessions;
         Ok(config)
     }

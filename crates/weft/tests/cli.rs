@@ -1103,6 +1103,26 @@ impl HandNet {
 fn network_by_hand_channel_join_and_lifecycle() {
     let hn = HandNet::start();
     let dir = hn.dir().to_owned();
+    // The channel participation API also answers HTTP/1.1 clients (curl), with mutual TLS.
+    let osn_admin = hn
+        .net
+        .crypto
+        .join("ordererOrganizations/example.com/users/Admin@example.com/tls");
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--http1.1", "--cacert"])
+        .arg(hn.net.orderer_tlsca())
+        .arg("--cert")
+        .arg(osn_admin.join("client.crt"))
+        .arg("--key")
+        .arg(osn_admin.join("client.key"))
+        .arg(format!(
+            "https://127.0.0.1:{}/participation/v1/channels",
+            hn.admin_port
+        ))
+        .output()
+        .expect("curl (scripts/deps installs it)");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("\"mychannel\""), "{}", text(&out));
     // A chaincode package (chaincode as a service: only connection.json), on both peers.
     let src = dir.join("basic-src");
     std::fs::create_dir_all(&src).unwrap();
