@@ -207,3 +207,65 @@ pub async fn submit(
     };
     Ok((tx_id, block))
 }
+
+/// Submit a transaction through a peer's Gateway, as Fabric's client SDKs do: `Endorse`
+/// (the gateway gathers the endorsements), sign the prepared transaction, `Submit`, then
+/// `CommitStatus`. Answers the tx id and the block it committed in; an invalid commit is an
+/// error with its validation code.
+pub async fn gateway_submit(
+    gateway: &Conn,
+    signer: &SigningIdentity,
+    channel: &str,
+    chaincode: &str,
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<(String, u64), ClientError> {
+    use weft_proto::gateway::{EndorseRequest, SubmitRequest};
+    let (proposal, tx_id) = crate::endorser::signed_proposal(signer, channel, chaincode, args, &[])
+        .map_err(|e| err(format!("cannot make the proposal: {e}")))?;
+    let mut client = GatewayClient::new(gateway.channel.clone());
+    let endorsed = client
+        .endorse(EndorseRequest {
+            transaction_id: tx_id.clone(),
+            channel_id: channel.to_owned(),
+            proposed_transaction: Some(proposal),
+            endorsing_organizations: Vec::new(),
+        })
+        .await
+        .map_err(|s| {
+            err(format!(
+                "gateway {}: endorse {tx_id}: {}",
+                gateway.address,
+                s.message()
+            ))
+        })?
+        .into_inner();
+    let prepared = endorsed.prepared_transaction.ok_or_else(|| {
+        err(format!(
+            "gateway {}: endorse {tx_id} returned no transaction",
+            gateway.address
+        ))
+    })?;
+    let signature = signer
+        .sign(&prepared.payload)
+        .map_err(|e| err(format!("cannot sign the transaction: {e}")))?;
+    client
+        .submit(SubmitRequest {
+            transaction_id: tx_id.clone(),
+            channel_id: channel.to_owned(),
+            prepared_transaction: Some(Envelope {
+                payload: prepared.payload,
+                signature: signature.into(),
+            }),
+        })
+        .await
+        .map_err(|s| {
+            err(format!(
+                "gateway {}: submit {tx_id}: {}",
+                gateway.address,
+                s.message()
+            ))
+        })?;
+    let block = wait_committed(gateway, signer, channel, &tx_id, timeout).await?;
+    Ok((tx_id, block))
+}

@@ -35,6 +35,10 @@ use weft_proto::kvrwset::KvrwSet;
 use weft_proto::protos::{ChaincodeAction, ProposalResponse, ProposalResponsePayload};
 use weft_proto::rwset::TxReadWriteSet;
 
+#[path = "support/network.rs"]
+mod network;
+use network::{first_file, FullNet};
+
 // ---------------------------------------------------------------------------------------------
 // The network
 // ---------------------------------------------------------------------------------------------
@@ -921,215 +925,6 @@ async fn node_server_requires_a_client_certificate() {
 // A whole network: orderer, two orgs' peers, _lifecycle, and Fabric's Gateway SDK
 // ---------------------------------------------------------------------------------------------
 
-/// An orderer and one peer per org, all in this process with mutual TLS on every link, the
-/// peers joined to `mychannel` from its genesis block (with their anchor peers in it, so each
-/// gateway finds the other org's peer) and pulling blocks from the orderer.
-struct FullNet {
-    _tmp: tempfile::TempDir,
-    network: weft_configtx::testing::TestNetwork,
-    orderer: Option<weft_orderer::testing::TestOrderer>,
-    peers: Vec<TestPeer>,
-}
-
-impl FullNet {
-    async fn start() -> FullNet {
-        use weft_configtx::testing::{two_org_network, CHANNEL};
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("net");
-        let port = || weft_orderer::testing::free_port().unwrap();
-        let (orderer_port, ports) = (port(), [port(), port()]);
-        let mut network = two_org_network(&dir, orderer_port).unwrap();
-        for (org, p) in network
-            .profile
-            .application
-            .organizations
-            .iter_mut()
-            .zip(ports)
-        {
-            org.anchor_peers = vec![("127.0.0.1".into(), p)];
-        }
-        network.genesis = weft_configtx::genesis_block(CHANNEL, &network.profile).unwrap();
-        let orderer =
-            weft_orderer::testing::TestOrderer::start_for(&dir, network.clone(), orderer_port)
-                .await
-                .unwrap();
-        let mut peers = Vec::new();
-        for (org, p) in ["org1", "org2"].into_iter().zip(ports) {
-            let mut opts = TestPeerOptions::with_shipped_builders(&repo());
-            opts.execute_timeout = "15s".into();
-            opts.listen_port = Some(p);
-            let peer = TestPeer::start_in_network(&dir, org, &opts).await.unwrap();
-            peer.node
-                .join_channel(network.genesis.clone())
-                .await
-                .unwrap();
-            peers.push(peer);
-        }
-        FullNet {
-            _tmp: tmp,
-            network,
-            orderer: Some(orderer),
-            peers,
-        }
-    }
-
-    fn org(&self, i: usize) -> &weft_configtx::testing::TestOrg {
-        &self.network.orgs[i]
-    }
-
-    /// A mutual-TLS connection to `address` trusting `ca`, presenting `who`'s TLS certificate.
-    async fn conn(
-        address: &str,
-        ca: &Path,
-        who: &weft_configtx::testing::TestIdentity,
-    ) -> weft_peer::client::Conn {
-        let trust = weft_tls::Trust::roots_from_pem_files(&[ca], "test CA").unwrap();
-        let id = weft_tls::Identity::from_pem_files(&who.tls_cert, &who.tls_key, "test").unwrap();
-        let client = weft_tls::TlsClient::new(
-            trust,
-            weft_tls::ClientIdentity::Certificate(id),
-            weft_tls::Profile::Fabric,
-        )
-        .unwrap();
-        let endpoint = weft_tls::Endpoint::parse(address).unwrap();
-        weft_peer::client::Conn {
-            address: address.to_owned(),
-            channel: weft_tls::grpc::channel(Some(client), endpoint)
-                .await
-                .unwrap(),
-        }
-    }
-
-    async fn peer_conn(&self, i: usize, as_org: usize) -> weft_peer::client::Conn {
-        let addr = self.peers[i].node.peer_address.to_string();
-        FullNet::conn(&addr, &self.org(i).tls_ca_cert, &self.org(as_org).admin).await
-    }
-
-    async fn orderer_conn(&self, as_org: usize) -> weft_peer::client::Conn {
-        let o = self.orderer.as_ref().unwrap();
-        FullNet::conn(&o.address(), &o.tls_ca_file(), &self.org(as_org).admin).await
-    }
-
-    /// Install the same package on both peers (no definition: that is `_lifecycle`'s job).
-    fn install(&self, package: &[u8]) -> String {
-        let mut id = String::new();
-        for p in &self.peers {
-            let store = weft_peer::package::InstallStore::open(&p.fs_path).unwrap();
-            id = store.install(package).unwrap().chaincode.package_id;
-        }
-        id
-    }
-
-    /// Approve `name` sequence 1 for each org (its admin, its peer), then commit it through
-    /// both peers, as `peer lifecycle chaincode approveformyorg / commit` do.
-    async fn define(&self, name: &str, package_id: &str) {
-        use weft_proto::lifecycle::{
-            chaincode_source, ApproveChaincodeDefinitionForMyOrgArgs, ChaincodeSource,
-            CommitChaincodeDefinitionArgs,
-        };
-        let policy = weft_proto::common::ApplicationPolicy {
-            r#type: Some(
-                weft_proto::common::application_policy::Type::ChannelConfigPolicyReference(
-                    "/Channel/Application/Endorsement".into(),
-                ),
-            ),
-        }
-        .encode_to_vec();
-        let wait = Some(Duration::from_secs(30));
-        for i in 0..2 {
-            let approve = ApproveChaincodeDefinitionForMyOrgArgs {
-                sequence: 1,
-                name: name.into(),
-                version: "1.0".into(),
-                endorsement_plugin: "escc".into(),
-                validation_plugin: "vscc".into(),
-                validation_parameter: policy.clone().into(),
-                collections: Default::default(),
-                init_required: false,
-                source: Some(ChaincodeSource {
-                    r#type: Some(chaincode_source::Type::LocalPackage(
-                        chaincode_source::Local {
-                            package_id: package_id.into(),
-                        },
-                    )),
-                }),
-            }
-            .encode_to_vec();
-            let signer = self.org(i).admin.signer().unwrap();
-            weft_peer::client::submit(
-                &[self.peer_conn(i, i).await],
-                &self.orderer_conn(i).await,
-                &signer,
-                weft_configtx::testing::CHANNEL,
-                "_lifecycle",
-                &[b"ApproveChaincodeDefinitionForMyOrg", &approve],
-                wait,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("approve for org{}: {e}", i + 1));
-        }
-        let commit = CommitChaincodeDefinitionArgs {
-            sequence: 1,
-            name: name.into(),
-            version: "1.0".into(),
-            endorsement_plugin: "escc".into(),
-            validation_plugin: "vscc".into(),
-            validation_parameter: policy.into(),
-            collections: Default::default(),
-            init_required: false,
-        }
-        .encode_to_vec();
-        let signer = self.org(0).admin.signer().unwrap();
-        let peers = [self.peer_conn(0, 0).await, self.peer_conn(1, 0).await];
-        weft_peer::client::submit(
-            &peers,
-            &self.orderer_conn(0).await,
-            &signer,
-            weft_configtx::testing::CHANNEL,
-            "_lifecycle",
-            &[b"CommitChaincodeDefinition", &commit],
-            wait,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("commit {name}: {e}"));
-        // The commit was waited for on org1's peer; org2's peer commits the same block on its
-        // own schedule.
-        for p in &self.peers {
-            let ch = p
-                .node
-                .channels
-                .get(weft_configtx::testing::CHANNEL)
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while ch.package_for(name).as_deref() != Some(package_id) {
-                assert!(
-                    Instant::now() < deadline,
-                    "{name} is not defined on {} after 30 s",
-                    p.node.peer_address
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-
-    async fn stop(mut self) {
-        for p in self.peers.drain(..) {
-            p.stop().await;
-        }
-        if let Some(o) = self.orderer.take() {
-            o.shutdown().await;
-        }
-    }
-}
-
-fn first_file(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("no file in {}", dir.display()))
-}
-
 /// Run `interop/gateway-client/app.js <scenario>` (Fabric's `@hyperledger/fabric-gateway`
 /// on grpc-js) against org1's peer as org1's User1, with or without a TLS client certificate.
 async fn gateway_app(net: &FullNet, scenario: &str, chaincode: &str, asset: &str) -> Value {
@@ -1212,7 +1007,7 @@ fn check_asset_transfer(r: &Value, asset: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fabric_gateway_sdk_on_a_two_org_network() {
     node_chaincode();
-    let net = FullNet::start().await;
+    let net = FullNet::start(&repo()).await;
 
     // The Rust contract, launched by each peer through the binary builder.
     let src = net._tmp.path().join("src-basic");
