@@ -13,6 +13,8 @@
 //!   tests.
 //! - [`keys`]: the names of Fabric's config groups, values and policies.
 //! - [`units`]: Go durations and Fabric byte sizes.
+//! - [`nodeyaml`]: `core.yaml` / `orderer.yaml` with their `CORE_*` / `ORDERER_*` overrides
+//!   (the loader peers and orderers share).
 //!
 //! ```no_run
 //! # fn f(block: &weft_proto::common::Block, sigs: &[weft_msp::policy::SignedData<'_>]) -> Result<(), Box<dyn std::error::Error>> {
@@ -27,6 +29,7 @@ pub mod genesis;
 pub mod inspect;
 pub mod keys;
 pub mod mspdir;
+pub mod nodeyaml;
 pub mod policies;
 pub mod testing;
 pub mod units;

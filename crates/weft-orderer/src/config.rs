@@ -37,7 +37,7 @@ pub enum ConfigError {
 
 /// `ORDERER_...` for a key path.
 pub fn env_name(key: &str) -> String {
-    format!("ORDERER_{}", key.replace('.', "_").to_uppercase())
+    weft_configtx::nodeyaml::env_name("ORDERER", key)
 }
 
 fn invalid(key: &'static str, detail: impl Into<String>) -> ConfigError {
@@ -206,17 +206,6 @@ pub struct OrdererConfig {
     pub base_dir: PathBuf,
 }
 
-fn list_value(raw: &str) -> Value {
-    let trimmed = raw.trim().trim_start_matches('[').trim_end_matches(']');
-    Value::Sequence(
-        trimmed
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(|s| Value::String(s.to_owned()))
-            .collect(),
-    )
-}
-
 impl OrdererConfig {
     /// Load `orderer.yaml` (defaults when `path` is `None`) and apply `ORDERER_*` overrides
     /// looked up with `env`.
@@ -224,46 +213,27 @@ impl OrdererConfig {
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let (mut value, base_dir, source) = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
-                let value: Value =
-                    serde_norway::from_str(&text).map_err(|e| ConfigError::Yaml {
-                        path: p.display().to_string(),
-                        detail: e.to_string(),
-                    })?;
-                let base = p.parent().map(Path::to_owned).unwrap_or_default();
-                (value, base, p.display().to_string())
-            }
-            None => (
-                Value::Mapping(Mapping::new()),
-                PathBuf::from("."),
-                "defaults".to_owned(),
-            ),
-        };
-        if value.is_null() {
-            value = Value::Mapping(Mapping::new());
-        }
-        for (key, is_list) in OVERRIDABLE {
-            if let Some(raw) = env(&env_name(key)) {
-                let v = if *is_list {
-                    list_value(&raw)
-                } else {
-                    serde_norway::from_str::<Value>(&raw).unwrap_or(Value::String(raw.clone()))
-                };
-                set_path(&mut value, key, v);
-            }
-        }
+        let weft_configtx::nodeyaml::Loaded {
+            mut value,
+            base_dir,
+            source,
+        } = weft_configtx::nodeyaml::load(path, "ORDERER", OVERRIDABLE, env).map_err(
+            |e| match e {
+                weft_configtx::nodeyaml::YamlSourceError::Read { path, source } => {
+                    ConfigError::Read { path, source }
+                }
+                weft_configtx::nodeyaml::YamlSourceError::Yaml { path, detail } => {
+                    ConfigError::Yaml { path, detail }
+                }
+            },
+        )?;
         // A single string where a list is expected: one item, as Fabric's viper reads it.
         for (key, is_list) in OVERRIDABLE {
             if *is_list {
                 if let Some(v) = get_path_mut(&mut value, key) {
                     if let Value::String(s) = v {
                         let s = s.clone();
-                        *v = list_value(&s);
+                        *v = weft_configtx::nodeyaml::list_value(&s);
                     }
                 }
             }
@@ -376,33 +346,6 @@ fn get_path_mut<'a>(root: &'a mut Value, key: &str) -> Option<&'a mut Value> {
         node = map.get_mut(&k)?;
     }
     Some(node)
-}
-
-fn set_path(root: &mut Value, key: &str, v: Value) {
-    let mut node = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if !node.is_mapping() {
-            *node = Value::Mapping(Mapping::new());
-        }
-        let Value::Mapping(map) = node else { return };
-        // Env names lose case: replace a key spelled differently with the canonical one.
-        let k = match find_key(map, part) {
-            Some(existing) if existing.as_str() == Some(part) => existing,
-            Some(existing) => {
-                let old = map.remove(&existing).unwrap_or(Value::Null);
-                let k = Value::String((*part).to_owned());
-                map.insert(k.clone(), old);
-                k
-            }
-            None => Value::String((*part).to_owned()),
-        };
-        if i == parts.len() - 1 {
-            map.insert(k, v);
-            return;
-        }
-        node = map.entry(k).or_insert(Value::Mapping(Mapping::new()));
-    }
 }
 
 #[cfg(test)]

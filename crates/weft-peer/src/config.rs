@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_norway::{Mapping, Value};
 
 /// Fabric's chaincode port when none is configured.
 pub const DEFAULT_CHAINCODE_PORT: u16 = 7052;
@@ -36,7 +35,7 @@ pub enum ConfigError {
 }
 
 fn env_name(key: &str) -> String {
-    format!("CORE_{}", key.replace('.', "_").to_uppercase())
+    weft_configtx::nodeyaml::env_name("CORE", key)
 }
 
 fn invalid(key: &'static str, detail: impl Into<String>) -> ConfigError {
@@ -318,42 +317,10 @@ fn join(host: &str, port: &str) -> String {
     }
 }
 
-/// Parse a Go-style duration: `300ms`, `10s`, `1m30s`, `2h`.
+/// Parse a Go-style duration: `300ms`, `10s`, `1m30s`, `2h` (see
+/// [`weft_configtx::units::parse_go_duration`]); `None` when it is not one.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * factor;
-        rest = &rest[unit_end..];
-    }
-    Some(std::time::Duration::from_secs_f64(total))
+    weft_configtx::units::parse_go_duration(s).ok()
 }
 
 impl CoreConfig {
@@ -363,46 +330,18 @@ impl CoreConfig {
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let (mut value, base_dir, source) = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
-                let value: Value =
-                    serde_norway::from_str(&text).map_err(|e| ConfigError::Yaml {
-                        path: p.display().to_string(),
-                        detail: e.to_string(),
-                    })?;
-                let base = p.parent().map(Path::to_owned).unwrap_or_default();
-                (value, base, p.display().to_string())
+        let weft_configtx::nodeyaml::Loaded {
+            value,
+            base_dir,
+            source,
+        } = weft_configtx::nodeyaml::load(path, "CORE", OVERRIDABLE, env).map_err(|e| match e {
+            weft_configtx::nodeyaml::YamlSourceError::Read { path, source } => {
+                ConfigError::Read { path, source }
             }
-            None => (
-                Value::Mapping(Mapping::new()),
-                PathBuf::from("."),
-                "defaults".to_owned(),
-            ),
-        };
-        if value.is_null() {
-            value = Value::Mapping(Mapping::new());
-        }
-        for (key, is_list) in OVERRIDABLE {
-            if let Some(raw) = env(&env_name(key)) {
-                let v = if *is_list {
-                    let trimmed = raw.trim().trim_start_matches('[').trim_end_matches(']');
-                    Value::Sequence(
-                        trimmed
-                            .split(|c: char| c == ',' || c.is_whitespace())
-                            .filter(|s| !s.is_empty())
-                            .map(|s| Value::String(s.to_owned()))
-                            .collect(),
-                    )
-                } else {
-                    serde_norway::from_str::<Value>(&raw).unwrap_or(Value::String(raw.clone()))
-                };
-                set_path(&mut value, key, v);
+            weft_configtx::nodeyaml::YamlSourceError::Yaml { path, detail } => {
+                ConfigError::Yaml { path, detail }
             }
-        }
+        })?;
         let mut config: CoreConfig =
             serde_norway::from_value(value).map_err(|e| ConfigError::Yaml {
                 path: source,
@@ -581,28 +520,6 @@ impl CoreConfig {
             }
         };
         Ok(ChaincodeAddresses { listen, advertised })
-    }
-}
-
-fn set_path(root: &mut Value, key: &str, v: Value) {
-    let mut node = root;
-    let parts: Vec<&str> = key.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if !node.is_mapping() {
-            *node = Value::Mapping(Mapping::new());
-        }
-        let Value::Mapping(map) = node else { return };
-        // Match an existing key case-insensitively (env names lose camelCase).
-        let existing = map
-            .keys()
-            .find(|k| k.as_str().is_some_and(|s| s.eq_ignore_ascii_case(part)))
-            .cloned();
-        let k = existing.unwrap_or_else(|| Value::String((*part).to_owned()));
-        if i == parts.len() - 1 {
-            map.insert(k, v);
-            return;
-        }
-        node = map.entry(k).or_insert(Value::Mapping(Mapping::new()));
     }
 }
 

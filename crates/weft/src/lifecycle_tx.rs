@@ -89,16 +89,7 @@ pub struct OrdererFlags {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 2m or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?} is not a duration like 30s, 2m or 500ms")),
-    }
+    weft_configtx::units::parse_go_duration(s)
 }
 
 /// The definition, as approveformyorg, checkcommitreadiness and commit take it.
@@ -608,5 +599,9 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("soon").is_err());
+        assert!(
+            parse_duration("30").is_err(),
+            "a number needs a unit, as in Go"
+        );
     }
 }
