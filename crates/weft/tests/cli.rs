@@ -1196,6 +1196,20 @@ fn network_by_hand_channel_join_and_lifecycle() {
             text(&out)
         );
     }
+    // Each approval was waited for on its own org's peer: let both peers see both (genesis +
+    // two approvals) before asking one of them, and before both simulate the commit.
+    for i in 0..2 {
+        let fs = hn.peer_fs(i);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while hn.ledger_height(&["--peer-fs-path", s(&fs)]) != Some(3) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "peer {i}:\n{}",
+                hn.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let mut args = vec![
         "peer",
         "lifecycle",

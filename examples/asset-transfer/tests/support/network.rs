@@ -146,7 +146,7 @@ impl FullNet {
             }
             .encode_to_vec();
             let signer = self.org(i).admin.signer().unwrap();
-            weft_peer::client::submit(
+            let (_, block) = weft_peer::client::submit(
                 &[self.peer_conn(i, i).await],
                 &self.orderer_conn(i).await,
                 &signer,
@@ -157,6 +157,9 @@ impl FullNet {
             )
             .await
             .unwrap_or_else(|e| panic!("approve for org{}: {e}", i + 1));
+            // Each approval was waited for on its org's peer only: the commit's endorsers
+            // must both have seen both approvals, or they simulate different results.
+            self.wait_height(block.unwrap_or_default() + 1).await;
         }
         let commit = CommitChaincodeDefinitionArgs {
             sequence: 1,
@@ -196,6 +199,27 @@ impl FullNet {
                     Instant::now() < deadline,
                     "{name} is not defined on {} after 30 s",
                     p.node.peer_address
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Wait (at most 30 s) until every peer's ledger holds `height` blocks.
+    pub async fn wait_height(&self, height: u64) {
+        for p in &self.peers {
+            let ch = p
+                .node
+                .channels
+                .get(weft_configtx::testing::CHANNEL)
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ch.blocks().height() < height {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} has {} blocks after 30 s, not {height}",
+                    p.node.peer_address,
+                    ch.blocks().height()
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
