@@ -34,6 +34,18 @@ fn err(msg: impl Into<String>) -> ClientError {
     ClientError(msg.into())
 }
 
+/// A gateway's error with its details (each peer or orderer and what it said).
+fn gateway_err(what: String, status: &tonic::Status) -> ClientError {
+    let mut msg = format!("{what}: {}", status.message());
+    for d in crate::gateway::errors::error_details(status) {
+        msg.push_str(&format!(
+            "\n  - {} ({}): {}",
+            d.address, d.msp_id, d.message
+        ));
+    }
+    ClientError(msg)
+}
+
 /// Send `proposal` to one peer; a status >= 400 is an error naming the peer.
 pub async fn endorse(
     conn: &Conn,
@@ -232,13 +244,7 @@ pub async fn gateway_submit(
             endorsing_organizations: Vec::new(),
         })
         .await
-        .map_err(|s| {
-            err(format!(
-                "gateway {}: endorse {tx_id}: {}",
-                gateway.address,
-                s.message()
-            ))
-        })?
+        .map_err(|s| gateway_err(format!("gateway {}: endorse {tx_id}", gateway.address), &s))?
         .into_inner();
     let prepared = endorsed.prepared_transaction.ok_or_else(|| {
         err(format!(
@@ -259,13 +265,32 @@ pub async fn gateway_submit(
             }),
         })
         .await
-        .map_err(|s| {
-            err(format!(
-                "gateway {}: submit {tx_id}: {}",
-                gateway.address,
-                s.message()
-            ))
-        })?;
+        .map_err(|s| gateway_err(format!("gateway {}: submit {tx_id}", gateway.address), &s))?;
     let block = wait_committed(gateway, signer, channel, &tx_id, timeout).await?;
     Ok((tx_id, block))
+}
+
+/// Evaluate a transaction through a peer's Gateway (nothing is ordered): the chaincode's
+/// payload, or an error with the gateway's message.
+pub async fn gateway_evaluate(
+    gateway: &Conn,
+    signer: &SigningIdentity,
+    channel: &str,
+    chaincode: &str,
+    args: &[&[u8]],
+) -> Result<Bytes, ClientError> {
+    use weft_proto::gateway::EvaluateRequest;
+    let (proposal, tx_id) = crate::endorser::signed_proposal(signer, channel, chaincode, args, &[])
+        .map_err(|e| err(format!("cannot make the proposal: {e}")))?;
+    let resp = GatewayClient::new(gateway.channel.clone())
+        .evaluate(EvaluateRequest {
+            transaction_id: tx_id.clone(),
+            channel_id: channel.to_owned(),
+            proposed_transaction: Some(proposal),
+            target_organizations: Vec::new(),
+        })
+        .await
+        .map_err(|s| gateway_err(format!("gateway {}: evaluate {tx_id}", gateway.address), &s))?
+        .into_inner();
+    Ok(resp.result.map(|r| r.payload).unwrap_or_default())
 }

@@ -54,7 +54,7 @@ pub struct QueryArgs {
 }
 
 /// Fabric's ctor JSON to arguments.
-fn ctor_args(ctor: &str) -> Result<Vec<String>, String> {
+pub(crate) fn ctor_args(ctor: &str) -> Result<Vec<String>, String> {
     let v: serde_json::Value = serde_json::from_str(ctor).map_err(|e| {
         format!("-c {ctor:?} is not JSON ({e}); use '{{\"Args\":[\"fn\",\"arg\"]}}'")
     })?;

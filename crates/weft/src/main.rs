@@ -9,6 +9,7 @@ mod channel_cmd;
 mod configtx_cmd;
 mod crypto_cmd;
 mod doctor_cmd;
+mod gateway_cmd;
 mod ledger_cmd;
 mod lifecycle_cmd;
 mod lifecycle_tx;
@@ -41,6 +42,10 @@ enum Command {
     /// Check an endpoint or a configuration and explain what is wrong.
     #[command(subcommand)]
     Doctor(doctor_cmd::DoctorCommand),
+    /// Call chaincode through a peer's Gateway, as an application: invoke (submit and wait
+    /// for the commit) or query (evaluate).
+    #[command(subcommand)]
+    Chaincode(gateway_cmd::GatewayCommand),
     /// Read a channel's block store: height, blocks, transactions by id.
     #[command(subcommand)]
     Ledger(ledger_cmd::LedgerCommand),
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         Command::Crypto(cmd) => crypto_cmd::run(cmd),
         Command::Doctor(cmd) => doctor_cmd::run(cmd),
         Command::Ledger(cmd) => ledger_cmd::run(cmd),
+        Command::Chaincode(cmd) => gateway_cmd::run(cmd),
         Command::Orderer(cmd) => orderer_cmd::run(cmd),
         Command::Osnadmin(cmd) => osnadmin_cmd::run(cmd),
         Command::Peer(PeerCommand::Lifecycle(LifecycleCommand::Chaincode(cmd))) => {

@@ -1011,7 +1011,13 @@ impl HandNet {
                      chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  localMspId: {msp_id}\n  \
                      tls:\n    enabled: true\n    clientAuthRequired: true\n    cert: {{ file: {tls}/server.crt }}\n    \
                      key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n    \
-                     clientRootCAs: {{ files: [ {tls}/ca.crt ] }}\n",
+                     clientRootCAs: {{ files: [ {tls}/ca.crt ] }}\nchaincode:\n  externalBuilders:\n    \
+                     - {{ name: ccaas, path: {builders}/ccaas }}\n",
+                    builders = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../builders")
+                        .canonicalize()
+                        .unwrap()
+                        .display(),
                     fs = hn.peer_fs(i).display(),
                     msp = peer.join("msp").display(),
                     tls = peer.join("tls").display(),
@@ -1124,11 +1130,12 @@ fn network_by_hand_channel_join_and_lifecycle() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("\"mychannel\""), "{}", text(&out));
     // A chaincode package (chaincode as a service: only connection.json), on both peers.
+    let cc_port = free_port();
     let src = dir.join("basic-src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         src.join("connection.json"),
-        r#"{"address":"127.0.0.1:9999","dial_timeout":"2s","tls_required":false}"#,
+        format!(r#"{{"address":"127.0.0.1:{cc_port}","dial_timeout":"5s","tls_required":false}}"#),
     )
     .unwrap();
     let pkg = dir.join("basic.tar.gz");
@@ -1283,6 +1290,89 @@ fn network_by_hand_channel_join_and_lifecycle() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    // The definition runs: Fabric's Node contract (fabric-contract-api) as the chaincode
+    // server the package names, and an application's calls through org1's Gateway.
+    let node_cc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/node-chaincode");
+    assert!(
+        node_cc
+            .join("node_modules/.bin/fabric-chaincode-node")
+            .exists(),
+        "interop/node-chaincode needs its npm packages (scripts/test runs npm ci there)"
+    );
+    let mut server = Command::new(node_cc.join("node_modules/.bin/fabric-chaincode-node"));
+    server
+        .args(["server", "--chaincode-address"])
+        .arg(format!("127.0.0.1:{cc_port}"))
+        .args(["--chaincode-id", &package_id])
+        .current_dir(&node_cc)
+        .stdout(std::fs::File::create(dir.join("cc.log")).unwrap())
+        .stderr(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CORE_") {
+            server.env_remove(k);
+        }
+    }
+    let server = Proc {
+        child: server.spawn().unwrap(),
+        log: dir.join("cc.log"),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", cc_port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = hn.as_admin(
+        0,
+        &[
+            "chaincode",
+            "invoke",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["CreateAsset","asset9","blue","5","Tomoko","300"]}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out), hn.logs());
+    assert!(
+        text(&out).contains("committed with status (VALID)"),
+        "{}",
+        text(&out)
+    );
+    let out = hn.as_admin(
+        1,
+        &[
+            "chaincode",
+            "query",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["ReadAsset","asset9"]}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out), hn.logs());
+    let asset: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(asset["Owner"], "Tomoko", "{asset}");
+    let out = hn.as_admin(
+        0,
+        &[
+            "chaincode",
+            "query",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["ReadAsset","nope"]}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    drop(server);
 }
 
 /// Crash safety with SIGKILL: a stream of transactions (Org1 re-approving sequence 1 of a
