@@ -469,6 +469,21 @@ struct Inner {
     writer: Mutex<Writer>,
 }
 
+/// The index's checkpoint (the durable end of the block files); the default for a new index.
+fn read_checkpoint(db: &DB, index_path: &Path) -> Result<Checkpoint, BlockStoreError> {
+    match db.get(CHECKPOINT_KEY) {
+        Ok(None) => Ok(Checkpoint::default()),
+        Ok(Some(b)) => Checkpoint::decode(&b).ok_or_else(|| BlockStoreError::Index {
+            path: index_path.to_owned(),
+            detail: format!("checkpoint of {} bytes instead of 20", b.len()),
+        }),
+        Err(e) => Err(BlockStoreError::Index {
+            path: index_path.to_owned(),
+            detail: format!("cannot read the checkpoint: {e}"),
+        }),
+    }
+}
+
 /// A channel's block store (see the module docs). Cloning is cheap and shares the store.
 #[derive(Debug, Clone)]
 pub struct BlockStore {
@@ -489,19 +504,7 @@ impl BlockStore {
             path: index_path.clone(),
             detail: format!("cannot open: {e} (is another weft process using it?)"),
         })?;
-        let checkpoint = match db.get(CHECKPOINT_KEY) {
-            Ok(None) => Checkpoint::default(),
-            Ok(Some(b)) => Checkpoint::decode(&b).ok_or_else(|| BlockStoreError::Index {
-                path: index_path.clone(),
-                detail: format!("checkpoint of {} bytes instead of 20", b.len()),
-            })?,
-            Err(e) => {
-                return Err(BlockStoreError::Index {
-                    path: index_path,
-                    detail: format!("cannot read the checkpoint: {e}"),
-                })
-            }
-        };
+        let checkpoint = read_checkpoint(&db, &index_path)?;
         let mut inner = Inner {
             chains,
             index_path,
@@ -546,19 +549,7 @@ impl BlockStore {
                 detail: format!("cannot open read-only: {e}"),
             }
         })?;
-        let checkpoint = match db.get(CHECKPOINT_KEY) {
-            Ok(None) => Checkpoint::default(),
-            Ok(Some(b)) => Checkpoint::decode(&b).ok_or_else(|| BlockStoreError::Index {
-                path: index_path.clone(),
-                detail: format!("checkpoint of {} bytes instead of 20", b.len()),
-            })?,
-            Err(e) => {
-                return Err(BlockStoreError::Index {
-                    path: index_path,
-                    detail: format!("cannot read the checkpoint: {e}"),
-                })
-            }
-        };
+        let checkpoint = read_checkpoint(&db, &index_path)?;
         Ok(BlockStore {
             inner: Arc::new(Inner {
                 chains,

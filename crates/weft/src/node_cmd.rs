@@ -70,7 +70,9 @@ pub fn start(args: StartArgs) -> Result<u8, Box<dyn std::error::Error>> {
     })
 }
 
-async fn wait_for_signal() {
+/// Wait for SIGINT or SIGTERM (Ctrl-C where signals cannot be installed): how the node
+/// commands (`peer node start`, `orderer start`) know to stop.
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),

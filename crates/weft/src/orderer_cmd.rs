@@ -58,27 +58,9 @@ pub fn run(cmd: OrdererCommand) -> Result<u8, Box<dyn std::error::Error>> {
             ),
             None => println!("orderer listening on {}", node.address),
         }
-        wait_for_signal().await;
+        crate::node_cmd::wait_for_signal().await;
         tracing::info!("stopping the orderer");
         node.shutdown().await;
         Ok::<u8, Box<dyn std::error::Error>>(0)
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
