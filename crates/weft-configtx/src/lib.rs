@@ -13,6 +13,8 @@
 //!   tests.
 //! - [`keys`]: the names of Fabric's config groups, values and policies.
 //! - [`units`]: Go durations and Fabric byte sizes.
+//! - [`update`]: channel config updates: validating and applying a signed `ConfigUpdate`
+//!   (orderer and peer), computing one from two configs, adding an org, anchor peers.
 //! - [`nodeyaml`]: `core.yaml` / `orderer.yaml` with their `CORE_*` / `ORDERER_*` overrides
 //!   (the loader peers and orderers share).
 //!
@@ -33,6 +35,7 @@ pub mod nodeyaml;
 pub mod policies;
 pub mod testing;
 pub mod units;
+pub mod update;
 pub mod yaml;
 
 pub use channel::{
@@ -44,4 +47,5 @@ pub use genesis::{
     OrdererProfile, OrgProfile, PolicySpec, Profile,
 };
 pub use policies::PolicyInfo;
+pub use update::UpdateError;
 pub use yaml::ConfigTxFile;

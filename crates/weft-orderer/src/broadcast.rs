@@ -3,8 +3,8 @@
 //!
 //! 1. the payload, its header and channel header decode -> else `BAD_REQUEST`;
 //! 2. the channel is served here -> else `NOT_FOUND`;
-//! 3. the header type is `ENDORSER_TRANSACTION` or `MESSAGE` -> `CONFIG_UPDATE` is
-//!    `NOT_IMPLEMENTED` (config updates are not ordered yet), anything else `BAD_REQUEST`;
+//! 3. the header type is `ENDORSER_TRANSACTION`, `MESSAGE` or `CONFIG_UPDATE` -> anything
+//!    else `BAD_REQUEST`;
 //! 4. `payload + signature` bytes are within `AbsoluteMaxBytes` -> else
 //!    `REQUEST_ENTITY_TOO_LARGE`;
 //! 5. the signature header decodes -> else `BAD_REQUEST`; the creator is a valid identity of
@@ -12,6 +12,11 @@
 //!    `/Channel/Writers` -> else `FORBIDDEN`, naming the signer's MSP and why;
 //! 6. the consenter accepts it -> `SUCCESS`, else `SERVICE_UNAVAILABLE`.
 //!
+//! A `CONFIG_UPDATE` passes steps 1-5 like any envelope (its submitter must satisfy
+//! `/Channel/Writers`, as with Fabric), then goes to [`crate::chain::Chain::configure`]: a
+//! stale or malformed update is `BAD_REQUEST`, one whose signatures do not satisfy a changed
+//! element's mod_policy `FORBIDDEN` (the reason names the element and the policy), and
+//! `SUCCESS` is answered once the config block is stored.//!
 //! [`inspect`] (steps 1 and 3) is a pure function; [`process`] runs them all.
 
 use bytes::Bytes;
@@ -83,18 +88,16 @@ pub fn inspect(env: &Envelope) -> Result<Inspected, Refusal> {
     Ok(i)
 }
 
-/// Step 3: only ENDORSER_TRANSACTION and MESSAGE are ordered.
+/// Step 3: ENDORSER_TRANSACTION, MESSAGE and CONFIG_UPDATE are ordered.
 pub fn check_type(header_type: i32) -> Result<(), Refusal> {
     match HeaderType::try_from(header_type) {
-        Ok(HeaderType::EndorserTransaction) | Ok(HeaderType::Message) => Ok(()),
-        Ok(HeaderType::ConfigUpdate) => Err(Refusal::new(
-            Status::NotImplemented,
-            "CONFIG_UPDATE is not supported yet by this orderer: channel config updates cannot be ordered",
-        )),
+        Ok(HeaderType::EndorserTransaction)
+        | Ok(HeaderType::Message)
+        | Ok(HeaderType::ConfigUpdate) => Ok(()),
         Ok(other) => Err(Refusal::new(
             Status::BadRequest,
             format!(
-                "header type {} is not allowed on Broadcast (only ENDORSER_TRANSACTION and MESSAGE)",
+                "header type {} is not allowed on Broadcast (only ENDORSER_TRANSACTION, MESSAGE and CONFIG_UPDATE)",
                 other.as_str_name()
             ),
         )),
@@ -124,6 +127,36 @@ pub fn creator(signature_header: &Bytes) -> Result<Bytes, Refusal> {
 
 /// Run every check on one envelope and hand it to the consenter.
 pub async fn process(registrar: &Registrar, env: &Envelope) -> Result<(), Refusal> {
+    let started = std::time::Instant::now();
+    let result = check_and_order(registrar, env).await;
+    count(env, &result, started.elapsed());
+    result
+}
+
+/// `broadcast_processed_count` and `broadcast_validate_duration` for one envelope.
+fn count(env: &Envelope, result: &Result<(), Refusal>, took: std::time::Duration) {
+    let (channel, header_type) = match headers(env) {
+        Ok(i) => (
+            i.channel_header.channel_id,
+            HeaderType::try_from(i.header_type)
+                .map(|t| t.as_str_name().to_owned())
+                .unwrap_or_else(|_| i.header_type.to_string()),
+        ),
+        Err(_) => (String::new(), String::new()),
+    };
+    let status = match result {
+        Ok(()) => Status::Success.as_str_name(),
+        Err(r) => r.status.as_str_name(),
+    };
+    let m = weft_ops::orderer::global();
+    let labels = [channel.as_str(), header_type.as_str(), status];
+    m.broadcast_processed_count.with(&labels).inc();
+    m.broadcast_validate_duration
+        .with(&labels)
+        .observe_duration(took);
+}
+
+async fn check_and_order(registrar: &Registrar, env: &Envelope) -> Result<(), Refusal> {
     let i = headers(env)?;
     let channel = &i.channel_header.channel_id;
     let Some(chain) = registrar.get(channel) else {
@@ -150,7 +183,7 @@ pub async fn process(registrar: &Registrar, env: &Envelope) -> Result<(), Refusa
     chain
         .identities()
         .check(
-            chain.config(),
+            &chain.config(),
             "/Channel/Writers",
             &creator,
             &env.payload,
@@ -162,6 +195,9 @@ pub async fn process(registrar: &Registrar, env: &Envelope) -> Result<(), Refusa
                 format!("broadcast to channel '{channel}' refused: {e}"),
             )
         })?;
+    if i.header_type == HeaderType::ConfigUpdate as i32 {
+        return chain.configure(env).await;
+    }
     let bytes = Bytes::from(env.encode_to_vec());
     chain
         .order(bytes, size)
@@ -198,9 +234,7 @@ mod tests {
     fn header_types() {
         assert!(inspect(&env(HeaderType::EndorserTransaction)).is_ok());
         assert!(inspect(&env(HeaderType::Message)).is_ok());
-        let r = inspect(&env(HeaderType::ConfigUpdate)).unwrap_err();
-        assert_eq!(r.status, Status::NotImplemented);
-        assert!(r.info.contains("not supported yet"));
+        assert!(inspect(&env(HeaderType::ConfigUpdate)).is_ok());
         let r = inspect(&env(HeaderType::Config)).unwrap_err();
         assert_eq!(r.status, Status::BadRequest);
         assert!(r.info.contains("CONFIG"), "{}", r.info);

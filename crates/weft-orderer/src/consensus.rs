@@ -1,7 +1,11 @@
 //! The consensus seam: what a chain asks of the component that orders its envelopes.
 //!
 //! A chain hands a [`Consenter`] envelopes that passed Broadcast's checks, each with the config
-//! sequence it was validated against ([`OrderRequest`]). The consenter orders them, cuts
+//! sequence it was validated against ([`OrderRequest`]). A CONFIG envelope (`is_config`) is
+//! cut into a block of its own, after the pending envelopes, and the consenter tells its chain
+//! at once ([`ChainHooks::config_block`]) so that what follows is ordered under the new config;
+//! envelopes validated against an older config are checked again ([`ChainHooks::revalidate`]).
+//! The consenter orders them, cuts
 //! blocks, and emits [`Decision`]s (a block plus the consenters' signatures over it) on the
 //! channel returned by [`Consenter::start`]. The chain writes each decision's block to its
 //! block store and reports the new height with [`Consenter::committed`], which lets the
@@ -42,6 +46,34 @@ pub struct OrderRequest {
     /// The config sequence the envelope was validated against. A consenter whose config moved
     /// on since must validate it again before ordering it.
     pub config_seq: u64,
+    /// A CONFIG envelope (the orderer's answer to a config update): it goes into a block of
+    /// its own, after the pending envelopes are cut, and its config takes effect at once.
+    pub is_config: bool,
+}
+
+/// What a consenter asks of its chain while ordering (implemented by the chain).
+pub trait ChainHooks: Send + Sync + std::fmt::Debug {
+    /// Block `number`, holding the CONFIG `envelope` alone, was cut: make its config the
+    /// channel's. Returns the new config sequence and batch limits.
+    fn config_block(
+        &self,
+        number: u64,
+        envelope: &Bytes,
+    ) -> Result<(u64, crate::blockcutter::BatchLimits), String>;
+
+    /// Check again, against the current config, an envelope validated against an older one.
+    fn revalidate(&self, envelope: &Bytes) -> Result<(), String>;
+}
+
+/// Whether `envelope` (a marshalled `common.Envelope`) has a CONFIG channel header.
+pub fn is_config_envelope(envelope: &Bytes) -> bool {
+    use weft_proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
+    Envelope::decode(envelope.clone())
+        .ok()
+        .and_then(|e| Payload::decode(e.payload).ok())
+        .and_then(|p| p.header)
+        .and_then(|h| ChannelHeader::decode(h.channel_header).ok())
+        .is_some_and(|c| c.r#type == HeaderType::Config as i32)
 }
 
 /// An ordered block and the consenters' signatures over it.

@@ -1,6 +1,7 @@
 //! The channels this orderer serves: join, look up, list, remove; reopened from disk at start.
 //!
-//! Listeners (the node's TLS client-root updater) are told after every join and removal.
+//! Listeners (the node's TLS client-root updater) are told, with the joined chains, after
+//! every join and removal and after a chain's config changes (a config block).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -10,16 +11,55 @@ use weft_proto::common::Block;
 use crate::chain::{Chain, ChainError, ChainPaths};
 use crate::consensus::BlockSigner;
 
-type Listener = Box<dyn Fn(&Registrar) + Send + Sync>;
+type Listener = Box<dyn Fn(&[Arc<Chain>]) + Send + Sync>;
+
+/// The chains and listeners, shared with the chains' config-change callbacks (weakly).
+#[derive(Default)]
+struct Shared {
+    chains: RwLock<BTreeMap<String, Arc<Chain>>>,
+    listeners: RwLock<Vec<Listener>>,
+}
+
+impl Shared {
+    fn chains(&self) -> Vec<Arc<Chain>> {
+        self.chains
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn notify(&self) {
+        let chains = self.chains();
+        for l in self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            l(&chains);
+        }
+    }
+}
+
+/// Tell the registrar's listeners when `chain`'s config changes.
+fn watch_config(shared: &Arc<Shared>, chain: &Chain) {
+    let weak = Arc::downgrade(shared);
+    chain.on_config_change(move || {
+        if let Some(s) = weak.upgrade() {
+            s.notify();
+        }
+    });
+}
 
 /// The joined channels (see the module documentation).
 pub struct Registrar {
     paths: ChainPaths,
     signer: BlockSigner,
-    chains: RwLock<BTreeMap<String, Arc<Chain>>>,
+    shared: Arc<Shared>,
     /// Serializes joins and removals (each touches the disk).
     admin: tokio::sync::Mutex<()>,
-    listeners: RwLock<Vec<Listener>>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -46,12 +86,18 @@ impl Registrar {
                 }
             }
         }
+        let shared = Arc::new(Shared {
+            chains: RwLock::new(chains),
+            listeners: RwLock::new(Vec::new()),
+        });
+        for c in shared.chains() {
+            watch_config(&shared, &c);
+        }
         Registrar {
             paths,
             signer,
-            chains: RwLock::new(chains),
+            shared,
             admin: tokio::sync::Mutex::new(()),
-            listeners: RwLock::new(Vec::new()),
         }
     }
 
@@ -63,27 +109,23 @@ impl Registrar {
         &self.signer
     }
 
-    /// Call `f` after each join and removal.
-    pub fn on_change(&self, f: impl Fn(&Registrar) + Send + Sync + 'static) {
-        self.listeners
+    /// Call `f`, with the joined chains, after each join and removal and after each config
+    /// change of a chain.
+    pub fn on_change(&self, f: impl Fn(&[Arc<Chain>]) + Send + Sync + 'static) {
+        self.shared
+            .listeners
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(Box::new(f));
     }
 
     fn notify(&self) {
-        for l in self
-            .listeners
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            l(self);
-        }
+        self.shared.notify();
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Chain>> {
-        self.chains
+        self.shared
+            .chains
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
@@ -91,7 +133,8 @@ impl Registrar {
     }
 
     pub fn ids(&self) -> Vec<String> {
-        self.chains
+        self.shared
+            .chains
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
@@ -100,12 +143,7 @@ impl Registrar {
     }
 
     pub fn chains(&self) -> Vec<Arc<Chain>> {
-        self.chains
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.shared.chains()
     }
 
     /// Join the channel of `genesis`.
@@ -124,7 +162,9 @@ impl Registrar {
                 channel: "(join)".into(),
                 detail: format!("join task failed: {e}"),
             })??;
-        self.chains
+        watch_config(&self.shared, &chain);
+        self.shared
+            .chains
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(chain.id().to_owned(), chain.clone());
@@ -136,6 +176,7 @@ impl Registrar {
     pub async fn remove(&self, id: &str) -> Result<bool, ChainError> {
         let _guard = self.admin.lock().await;
         let Some(chain) = self
+            .shared
             .chains
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -177,7 +218,13 @@ impl Registrar {
     /// Halt every channel and let go of it (at shutdown): once the last stream using a chain
     /// ends, its block store is closed and can be opened again.
     pub async fn halt_all(&self) {
-        let chains = std::mem::take(&mut *self.chains.write().unwrap_or_else(|p| p.into_inner()));
+        let chains = std::mem::take(
+            &mut *self
+                .shared
+                .chains
+                .write()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         for c in chains.values() {
             c.halt().await;
         }

@@ -14,9 +14,14 @@
 //! block beyond the next one, with nothing for the next one, stops the start with an error
 //! rather than leave a hole in the chain.
 //!
-//! Config updates are not ordered yet, so a channel's config sequence does not change while
-//! the consenter runs; a request validated against another sequence is still ordered, with a
-//! warning (there is nothing newer to validate it against).
+//! A config request (`is_config`) cuts the pending envelopes into a block, then goes into a
+//! block of its own; right after that block is handed over, the chain installs its config
+//! ([`ChainHooks::config_block`]) and the cutter takes the new batch limits, before the next
+//! request is read. A normal request validated against an older config sequence is checked
+//! again ([`ChainHooks::revalidate`]) and dropped, with a warning, if it no longer passes (its
+//! client already had SUCCESS, as with Fabric). A config request validated against an older
+//! sequence is dropped: its chain serializes config updates, so that does not happen.
+//! Recovered blocks holding a config envelope update LAST_CONFIG and the chain's config too.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,7 +32,8 @@ use weft_ledger::block::header_hash;
 
 use crate::blockcutter::{Batch, BatchLimits, BlockCutter};
 use crate::consensus::{
-    BlockSigner, BoxFuture, ConsensusError, Consenter, ConsenterInfo, Decision, OrderRequest,
+    is_config_envelope, BlockSigner, BoxFuture, ChainHooks, ConsensusError, Consenter,
+    ConsenterInfo, Decision, OrderRequest,
 };
 use crate::wal::{Wal, WalEntry};
 
@@ -51,6 +57,8 @@ pub struct SingleNodeParams {
     pub config_seq: u64,
     pub limits: BatchLimits,
     pub signer: BlockSigner,
+    /// The chain's config hooks (config blocks, re-validation); `None` orders without them.
+    pub hooks: Option<Arc<dyn ChainHooks>>,
 }
 
 #[derive(Debug)]
@@ -132,12 +140,22 @@ struct Orderer {
     previous_hash: [u8; 32],
     wal: Arc<Mutex<Wal>>,
     decisions: mpsc::Sender<Decision>,
+    hooks: Option<Arc<dyn ChainHooks>>,
+    config_seq: u64,
+    limits: BatchLimits,
 }
 
 impl Orderer {
     /// Log, assemble, sign and hand over one batch. An error stops the chain.
     async fn emit(&mut self, batch: Batch, log: bool) -> Result<(), String> {
         let number = self.next;
+        let config = match batch.as_slice() {
+            [only] if is_config_envelope(only) => Some(only.clone()),
+            _ => None,
+        };
+        if config.is_some() {
+            self.last_config = number;
+        }
         if log {
             let wal = self.wal.clone();
             let logged = batch.clone();
@@ -158,7 +176,16 @@ impl Orderer {
         self.decisions
             .send(decision)
             .await
-            .map_err(|_| "the block writer stopped".to_owned())
+            .map_err(|_| "the block writer stopped".to_owned())?;
+        if let (Some(envelope), Some(hooks)) = (config, &self.hooks) {
+            let (seq, limits) = hooks
+                .config_block(number, &envelope)
+                .map_err(|e| format!("config block {number} cannot take effect: {e}"))?;
+            tracing::info!(channel = %self.channel, block = number, sequence = seq, "config block cut; the new config is in force");
+            self.config_seq = seq;
+            self.limits = limits;
+        }
+        Ok(())
     }
 }
 
@@ -184,9 +211,10 @@ impl Consenter for SingleNode {
             previous_hash: p.previous_hash,
             wal: self.wal.clone(),
             decisions: dtx,
+            hooks: p.hooks.clone(),
+            config_seq: p.config_seq,
+            limits: p.limits,
         };
-        let limits = p.limits;
-        let config_seq = p.config_seq;
         let mut halt = self.halt.subscribe();
         tokio::spawn(async move {
             for entry in replay {
@@ -195,7 +223,7 @@ impl Consenter for SingleNode {
                     return;
                 }
             }
-            let mut cutter = BlockCutter::new(limits);
+            let mut cutter = BlockCutter::new(orderer.limits);
             let mut deadline: Option<Instant> = None;
             loop {
                 let far = Instant::now() + std::time::Duration::from_secs(3600);
@@ -207,16 +235,41 @@ impl Consenter for SingleNode {
                     }
                     req = requests.recv() => {
                         let Some(req) = req else { break };
-                        if req.config_seq != config_seq {
-                            tracing::warn!(channel = %orderer.channel, validated = req.config_seq, current = config_seq,
-                                "ordering an envelope validated against another config sequence");
+                        if req.is_config {
+                            if req.config_seq != orderer.config_seq {
+                                tracing::warn!(channel = %orderer.channel, validated = req.config_seq, current = orderer.config_seq,
+                                    "dropping a config transaction validated against another config sequence");
+                                continue;
+                            }
+                            deadline = None;
+                            let pending = cutter.cut();
+                            for batch in [pending, vec![req.envelope]] {
+                                if batch.is_empty() {
+                                    continue;
+                                }
+                                if let Err(e) = orderer.emit(batch, true).await {
+                                    tracing::error!(channel = %orderer.channel, "ordering stopped: {e}");
+                                    return;
+                                }
+                            }
+                            cutter.set_limits(orderer.limits);
+                            continue;
+                        }
+                        if req.config_seq < orderer.config_seq {
+                            if let Some(hooks) = &orderer.hooks {
+                                if let Err(e) = hooks.revalidate(&req.envelope) {
+                                    tracing::warn!(channel = %orderer.channel, validated = req.config_seq, current = orderer.config_seq,
+                                        "dropping an envelope that no longer passes under the new config: {e}");
+                                    continue;
+                                }
+                            }
                         }
                         let o = cutter.ordered(req.envelope, req.size);
                         if !o.batches.is_empty() && !o.pending {
                             deadline = None;
                         }
                         if o.timer {
-                            deadline = Some(Instant::now() + limits.timeout);
+                            deadline = Some(Instant::now() + orderer.limits.timeout);
                         }
                         for batch in o.batches {
                             if let Err(e) = orderer.emit(batch, true).await {

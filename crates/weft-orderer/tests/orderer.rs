@@ -411,7 +411,7 @@ async fn join_broadcast_deliver_attack_restart() {
     refused(&rs[4], Status::RequestEntityTooLarge, "AbsoluteMaxBytes");
     refused(&rs[5], Status::BadRequest, "payload");
     refused(&rs[6], Status::NotFound, "otherchannel");
-    refused(&rs[7], Status::NotImplemented, "not supported yet");
+    refused(&rs[7], Status::BadRequest, "not a ConfigUpdateEnvelope");
     refused(&rs[8], Status::BadRequest, "CONFIG");
     // None of them was ordered.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -564,4 +564,172 @@ async fn wal_record_without_block_is_recovered_once() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("block 5 where block 2 was expected"), "{e}");
+}
+
+/// A mutual-TLS client presenting `org`'s user TLS certificate; `Err` when the orderer
+/// refuses the connection or the Broadcast call.
+async fn broadcast_as(
+    o: &TestOrderer,
+    org: &weft_configtx::testing::TestOrg,
+    env: Envelope,
+) -> Result<BroadcastResponse, String> {
+    let ca = std::fs::read(o.tls_ca_file()).unwrap();
+    let roots = weft_crypto::pem::certificates(&ca, "ca").unwrap();
+    let id = Identity::from_pem_files(&org.user.tls_cert, &org.user.tls_key, "tls").unwrap();
+    let tls = TlsClient::new(
+        Trust::Roots(roots),
+        ClientIdentity::Certificate(id),
+        Profile::Fabric,
+    )
+    .unwrap();
+    let ch = weft_tls::grpc::channel(Some(tls), Endpoint::parse(&o.address()).unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut c = AtomicBroadcastClient::new(ch);
+    let mut rs = c
+        .broadcast(tokio_stream::iter(vec![env]))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    match tokio::time::timeout(Duration::from_secs(30), rs.next()).await {
+        Ok(Some(Ok(r))) => Ok(r),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// The CONFIG_UPDATE envelope adding `org3` to `config`, signed (ConfigSignatures) by
+/// `signers`, the envelope itself by `submitter`.
+fn add_org_update(
+    config: &weft_configtx::ChannelConfig,
+    org3: &weft_configtx::testing::TestOrg,
+    signers: &[&SigningIdentity],
+    submitter: &SigningIdentity,
+) -> Envelope {
+    use weft_configtx::update;
+    let profile = weft_configtx::OrgProfile::application(&org3.name, &org3.msp_id, &org3.msp_dir);
+    let updated = update::add_application_org(config.config(), &profile).unwrap();
+    let cu = update::compute_update(CHANNEL, config.config(), &updated).unwrap();
+    let bytes = cu.encode_to_vec();
+    let cue = weft_proto::common::ConfigUpdateEnvelope {
+        signatures: signers
+            .iter()
+            .map(|s| update::signature(s, &bytes).unwrap())
+            .collect(),
+        config_update: bytes.into(),
+    };
+    update::update_envelope(CHANNEL, &cue, submitter).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_update_adds_an_org_and_its_tls_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = TestOrderer::start(dir.path()).await.unwrap();
+    let org3 = weft_configtx::update::test_org(dir.path(), 3).unwrap();
+    let org3_user = org3.user.signer().unwrap();
+    let admin1 = o.network.orgs[0].admin.signer().unwrap();
+    let admin2 = o.network.orgs[1].admin.signer().unwrap();
+    let (mut c, cert_der) = client(&o).await;
+    let u = user(&o);
+
+    // Attack: Org3's TLS certificate is not trusted yet.
+    let tx3 = || envelope(&org3_user, CHANNEL, HeaderType::Message, b"from org3");
+    let refused = broadcast_as(&o, &org3, tx3()).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Attack: the update signed by one of the two application admins (MAJORITY needs both).
+    let config = o.node.registrar.get(CHANNEL).unwrap().config();
+    let one = add_org_update(&config, &org3, &[&admin1], &admin1);
+    let r = &broadcast(&mut c, vec![one]).await[0];
+    assert_eq!(r.status, Status::Forbidden as i32, "{}", r.info);
+    assert!(r.info.contains("/Channel/Application/Admins"), "{}", r.info);
+    assert!(r.info.contains("group /Channel/Application"), "{}", r.info);
+    // Attack: a submitter outside /Channel/Writers (Org3 is not a member yet).
+    let outsider = add_org_update(&config, &org3, &[&admin1, &admin2], &org3_user);
+    let r = &broadcast(&mut c, vec![outsider]).await[0];
+    assert_eq!(r.status, Status::Forbidden as i32, "{}", r.info);
+
+    // A pending transaction, then the update signed by both admins: the transaction is cut
+    // first, the config transaction alone in the next block.
+    let pending = envelope(&u, CHANNEL, HeaderType::Message, b"before");
+    let good = add_org_update(&config, &org3, &[&admin1, &admin2], &admin1);
+    let rs = broadcast(&mut c, vec![pending, good.clone()]).await;
+    assert!(
+        rs.iter().all(|r| r.status == Status::Success as i32),
+        "{rs:?}"
+    );
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    assert_eq!(chain.config().sequence(), 1);
+    assert!(chain.config().application_orgs().contains_key("Org3MSP"));
+    assert_eq!(chain.height(), 3);
+
+    let (blocks, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            specified(2),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!(status, Status::Success);
+    assert_eq!(blocks[1].data.as_ref().unwrap().data.len(), 1);
+    assert_eq!(last_config_index(&blocks[1]), Some(0));
+    let cb = &blocks[2];
+    assert_eq!(
+        cb.data.as_ref().unwrap().data.len(),
+        1,
+        "a config tx is alone"
+    );
+    assert_eq!(last_config_index(cb), Some(2));
+    let parsed = weft_configtx::ChannelConfig::from_block(cb).unwrap();
+    assert_eq!(parsed.sequence(), 1);
+    assert!(parsed.application_orgs().contains_key("Org3MSP"));
+    // The config envelope is the orderer's, and carries the submitted update.
+    let env = Envelope::decode(cb.data.as_ref().unwrap().data[0].clone()).unwrap();
+    let payload = Payload::decode(env.payload.clone()).unwrap();
+    let shdr = SignatureHeader::decode(payload.header.unwrap().signature_header).unwrap();
+    assert_eq!(
+        shdr.creator.as_ref(),
+        o.node.identity.serialize().as_slice()
+    );
+    weft_crypto::sign::verify(
+        &o.node.identity.identity().public_key,
+        &env.payload,
+        &env.signature,
+    )
+    .unwrap();
+    let ce = weft_proto::common::ConfigEnvelope::decode(payload.data).unwrap();
+    assert_eq!(ce.last_update.unwrap(), good);
+
+    // Org3 now connects with mutual TLS and may write.
+    let r = broadcast_as(&o, &org3, tx3()).await.unwrap();
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    let (b, _) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            specified(3),
+            specified(3),
+            SeekBehavior::BlockUntilReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!(last_config_index(&b[0]), Some(2));
+
+    // Replaying the same update: its read set is stale now.
+    let r = &broadcast(&mut c, vec![good]).await[0];
+    assert_eq!(r.status, Status::BadRequest as i32, "{}", r.info);
+    assert!(r.info.contains("version"), "{}", r.info);
+
+    // After a restart the new config is in force, from the config block.
+    drop(chain);
+    let o = o.restart().await.unwrap();
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    assert_eq!(chain.config().sequence(), 1);
+    let r = broadcast_as(&o, &org3, tx3()).await.unwrap();
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    o.shutdown().await;
 }

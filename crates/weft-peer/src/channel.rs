@@ -9,6 +9,10 @@
 //! - the peer's channel file (see [`ChannelsFile`]), which lists MSP directories (kept for
 //!   tests and development setups; such a channel has a ledger too, but no config block).
 //!
+//! A config block committed on the channel replaces its config and MSPs
+//! ([`Channel::apply_config`]); [`Channel::config`] and [`Channel::msps`] always answer with
+//! the config in force, and [`Channel::config_changes`] follows it.
+//!
 //! Chaincode definitions (name -> [`ChaincodeDefinition`]) are set with
 //! [`Channel::define_chaincode`] / [`Channel::define`] until `_lifecycle` fills them from
 //! transactions.
@@ -68,10 +72,12 @@ pub fn open_ledger(dir: &Path) -> Result<(BlockStore, StateDb), String> {
 #[derive(Debug)]
 pub struct Channel {
     id: String,
-    msps: MspManager,
+    msps: RwLock<Arc<MspManager>>,
     /// The channel's configuration (from its genesis / last config block); `None` for a
     /// channel from a channel file.
-    config: Option<Arc<ChannelConfig>>,
+    config: RwLock<Option<Arc<ChannelConfig>>>,
+    /// The config sequence in force (0 for a channel file).
+    config_seq: tokio::sync::watch::Sender<u64>,
     state: StateDb,
     blocks: BlockStore,
     /// Chaincode name -> definition.
@@ -113,8 +119,9 @@ impl Channel {
     ) -> Self {
         Channel {
             id: id.into(),
-            msps,
-            config: None,
+            msps: RwLock::new(Arc::new(msps)),
+            config: RwLock::new(None),
+            config_seq: tokio::sync::watch::channel(0).0,
             state,
             blocks,
             chaincodes: RwLock::new(BTreeMap::new()),
@@ -145,15 +152,32 @@ impl Channel {
         state: StateDb,
         signatures: Arc<SignatureCache>,
     ) -> Self {
-        let mut ch = Channel::new(
+        let ch = Channel::new(
             config.channel_id().to_owned(),
             config.msp_manager().clone(),
             blocks,
             state,
             signatures,
         );
-        ch.config = Some(config);
+        ch.config_seq.send_replace(config.sequence());
+        *write(&ch.config) = Some(config);
         ch
+    }
+
+    /// Make `config` the channel's (a committed config block): its MSPs, policies, orgs and
+    /// TLS roots; identities validated under the old MSPs are forgotten.
+    pub fn apply_config(&self, config: Arc<ChannelConfig>) {
+        let seq = config.sequence();
+        *write(&self.msps) = Arc::new(config.msp_manager().clone());
+        *write(&self.config) = Some(config);
+        self.identities.clear();
+        self.config_seq.send_replace(seq);
+        tracing::info!(channel = %self.id, sequence = seq, "channel config updated");
+    }
+
+    /// Follow the config sequence (changes when a config block is committed).
+    pub fn config_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_seq.subscribe()
     }
 
     pub fn id(&self) -> &str {
@@ -162,11 +186,12 @@ impl Channel {
 
     /// The channel's configuration; `None` for a channel from a channel file.
     pub fn config(&self) -> Option<Arc<ChannelConfig>> {
-        self.config.clone()
+        read(&self.config).clone()
     }
 
-    pub fn msps(&self) -> &MspManager {
-        &self.msps
+    /// The MSPs of the channel's orgs, as of the config in force.
+    pub fn msps(&self) -> Arc<MspManager> {
+        read(&self.msps).clone()
     }
 
     pub fn state(&self) -> &StateDb {
@@ -193,7 +218,7 @@ impl Channel {
         &self,
         serialized: &bytes::Bytes,
     ) -> Result<ValidatedIdentity, IdentityError> {
-        self.identities.deserialize(&self.msps, serialized)
+        self.identities.deserialize(&self.msps(), serialized)
     }
 
     /// Validate `identity` and check that `signature` is its signature of `message`, using
@@ -538,11 +563,11 @@ impl crate::validator::TxContext for Channel {
     }
 
     fn evaluate_channel_policy(&self, path: &str, ids: &[ValidatedIdentity]) -> Result<(), String> {
-        match &self.config {
+        match self.config() {
             Some(config) => config
                 .evaluate_policy_identities(path, ids)
                 .map_err(|e| e.to_string()),
-            None => channel_file_policy(&self.msps, path, ids),
+            None => channel_file_policy(&self.msps(), path, ids),
         }
     }
 }

@@ -10,6 +10,15 @@
 //!    history in one RocksDB batch that also moves the savepoint to the block. Then the
 //!    results are published on the channel's [`crate::commit_events::CommitEvents`].
 //!
+//! A config block (one CONFIG transaction, made by the orderer from a config update) is
+//! checked as Fabric's peer checks it before anything is stored ([`check_config_block`]):
+//! its config must be at the channel's sequence + 1, and its `last_update`, applied to the
+//! channel's current config (read set, versions, every changed element's mod_policy against
+//! the update's signatures), must produce exactly that config. A block that fails is not
+//! committed (the channel stops there, as a Fabric peer does). Once it is stored, the new
+//! config is in force ([`Channel::apply_config`]): MSPs, policies, anchor peers, TLS roots.
+//! Phase 1 of a block prepared before a config block committed is run again.
+//!
 //! Crash safety: the block is durable before any of its state is written, and the state batch
 //! (with its savepoint) is atomic, so after a crash at any point the state is either at the
 //! block or one block behind the block store — never ahead of it. The state batch needs no
@@ -62,6 +71,10 @@ pub struct Prepared {
     pub block: Block,
     pub number: u64,
     pub checked: Vec<Checked>,
+    /// When phase 1 began (`ledger_block_processing_time`).
+    pub started: std::time::Instant,
+    /// The channel's config sequence phase 1 ran under.
+    pub config_seq: Option<u64>,
 }
 
 /// How many threads phase 1 uses: the machine's cores.
@@ -85,6 +98,8 @@ fn number_of(channel: &Channel, block: &Block) -> Result<u64, CommitError> {
 
 /// Phase 1 of validation for `block` (see the module docs).
 pub async fn prepare(channel: Arc<Channel>, block: Block) -> Result<Prepared, CommitError> {
+    let started = std::time::Instant::now();
+    let config_seq = channel.config().map(|c| c.sequence());
     let number = number_of(&channel, &block)?;
     let envelopes: Vec<Bytes> = block
         .data
@@ -105,7 +120,48 @@ pub async fn prepare(channel: Arc<Channel>, block: Block) -> Result<Prepared, Co
         block,
         number,
         checked,
+        started,
+        config_seq,
     })
+}
+
+/// Check a config block against the channel's current config (see the module docs) and
+/// return the config it carries.
+pub fn check_config_block(
+    channel: &Channel,
+    number: u64,
+    block: &Block,
+) -> Result<Arc<weft_configtx::ChannelConfig>, CommitError> {
+    let bad = |detail: String| CommitError::BadBlock {
+        channel: channel.id().to_owned(),
+        number,
+        detail: format!("config block refused: {detail}"),
+    };
+    let envelopes = block
+        .data
+        .as_ref()
+        .map(|d| d.data.as_slice())
+        .unwrap_or(&[]);
+    let [env] = envelopes else {
+        return Err(bad(format!(
+            "a config transaction must be alone in its block; this one holds {}",
+            envelopes.len()
+        )));
+    };
+    let current = channel.config().ok_or_else(|| {
+        bad("the channel comes from a channel file and has no config to update".into())
+    })?;
+    let ce = Envelope::decode(env.clone())
+        .ok()
+        .and_then(|e| Payload::decode(e.payload).ok())
+        .and_then(|p| weft_proto::common::ConfigEnvelope::decode(p.data).ok())
+        .ok_or_else(|| bad("the envelope does not hold a ConfigEnvelope".into()))?;
+    let config = weft_configtx::update::validate_config_envelope(&current, &ce).map_err(|e| {
+        bad(format!(
+            "{e}; the channel stops committing here (the orderer ordered a config this peer cannot accept)"
+        ))
+    })?;
+    Ok(Arc::new(config))
 }
 
 /// Validate and commit `block` (both phases).
@@ -127,6 +183,8 @@ pub async fn commit_prepared(
         mut block,
         number,
         checked,
+        started,
+        config_seq,
     } = prepared;
     let id = channel.id().to_owned();
     let ledger_err = |detail: String| CommitError::Ledger {
@@ -142,6 +200,27 @@ pub async fn commit_prepared(
             height,
         });
     }
+    let checked = if channel.config().map(|c| c.sequence()) != config_seq {
+        // A config block committed since phase 1 ran: check again under the new config.
+        let envelopes: Vec<Bytes> = block
+            .data
+            .as_ref()
+            .map(|d| d.data.clone())
+            .unwrap_or_default();
+        let ch = channel.clone();
+        tokio::task::spawn_blocking(move || {
+            validator::check_block(&*ch, &envelopes, default_workers())
+        })
+        .await
+        .map_err(|e| ledger_err(format!("validation stopped: {e}")))?
+    } else {
+        checked
+    };
+    let new_config = if checked.iter().any(|c| matches!(c, Checked::Config { .. })) {
+        Some(check_config_block(channel, number, &block)?)
+    } else {
+        None
+    };
     let view = channel.state().read().await;
     let ch = channel.clone();
     let validated: ValidatedBlock = tokio::task::spawn_blocking(move || {
@@ -181,6 +260,9 @@ pub async fn commit_prepared(
         .filter(|r| r.code == TxValidationCode::Valid)
         .count();
     let definitions_changed = validated.results.iter().any(|r| r.writes_lifecycle);
+    if let Some(config) = new_config {
+        channel.apply_config(config);
+    }
     tracing::info!(channel = %id, block = number, txs = tx_count, valid, "committed block");
     let committed = Arc::new(CommittedBlock {
         number,
@@ -194,7 +276,50 @@ pub async fn commit_prepared(
         }
     }
     channel.commit_events().publish(committed.clone());
+    count_block(&id, &committed, started.elapsed());
     Ok(committed)
+}
+
+/// `ledger_block_processing_time` and `ledger_transaction_count` for a committed block.
+fn count_block(channel: &str, committed: &CommittedBlock, took: std::time::Duration) {
+    let m = weft_ops::peer::ledger();
+    m.block_processing_time
+        .with(&[channel])
+        .observe_duration(took);
+    let envelopes = committed.block.data.as_ref().map(|d| d.data.as_slice());
+    for (i, tx) in committed.txs.iter().enumerate() {
+        let (tx_type, chaincode) = envelopes
+            .and_then(|e| e.get(i))
+            .map(type_and_chaincode)
+            .unwrap_or_default();
+        let code = TxValidationCode::try_from(tx.code)
+            .map(|c| c.as_str_name().to_owned())
+            .unwrap_or_else(|_| tx.code.to_string());
+        m.transaction_count
+            .with(&[channel, &tx_type, &chaincode, &code])
+            .inc();
+    }
+}
+
+/// The header type name and chaincode name of an envelope (empty when unreadable).
+fn type_and_chaincode(env: &Bytes) -> (String, String) {
+    let chdr = Envelope::decode(env.clone())
+        .ok()
+        .and_then(|e| Payload::decode(e.payload).ok())
+        .and_then(|p| p.header)
+        .and_then(|h| ChannelHeader::decode(h.channel_header).ok());
+    let Some(chdr) = chdr else {
+        return (String::new(), String::new());
+    };
+    let tx_type = HeaderType::try_from(chdr.r#type)
+        .map(|t| t.as_str_name().to_owned())
+        .unwrap_or_else(|_| chdr.r#type.to_string());
+    let chaincode = weft_proto::protos::ChaincodeHeaderExtension::decode(chdr.extension)
+        .ok()
+        .and_then(|x| x.chaincode_id)
+        .map(|c| c.name)
+        .unwrap_or_default();
+    (tx_type, chaincode)
 }
 
 fn committed_tx(r: TxResult) -> CommittedTx {

@@ -20,8 +20,9 @@
 //!    [`weft_ledger::mvcc::BlockValidator`], whose updates of the valid transactions become the
 //!    block's state batch.
 //!
-//! Config transactions are valid when their `ConfigEnvelope` decodes (applying config updates
-//! comes later). Everything here is free of network and clock: tests drive it directly.
+//! Config transactions are valid here when their creator (the orderer) and signature check
+//! and their `ConfigEnvelope` decodes; the committer checks the config update itself against
+//! the channel's config ([`crate::committer::check_config_block`]) and applies it. Everything here is free of network and clock: tests drive it directly.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -647,3 +647,282 @@ async fn peer_joins_from_genesis_and_commits_what_the_orderer_delivers() {
     peer.stop().await;
     orderer.shutdown().await;
 }
+
+/// The CONFIG_UPDATE envelope taking the channel's `config` to one with `org3`, its
+/// ConfigSignatures by `signers`, submitted by `signers[0]`.
+fn add_org3_update(
+    config: &weft_configtx::ChannelConfig,
+    org3: &weft_configtx::testing::TestOrg,
+    signers: &[&SigningIdentity],
+) -> Envelope {
+    use weft_configtx::update;
+    let mut profile =
+        weft_configtx::OrgProfile::application(&org3.name, &org3.msp_id, &org3.msp_dir);
+    profile.anchor_peers = vec![("peer0.org3.example.com".into(), 11051)];
+    let updated = update::add_application_org(config.config(), &profile).unwrap();
+    let cu = update::compute_update(CHANNEL, config.config(), &updated).unwrap();
+    let bytes = cu.encode_to_vec();
+    let cue = weft_proto::common::ConfigUpdateEnvelope {
+        signatures: signers
+            .iter()
+            .map(|s| update::signature(s, &bytes).unwrap())
+            .collect(),
+        config_update: bytes.into(),
+    };
+    update::update_envelope(CHANNEL, &cue, signers[0]).unwrap()
+}
+
+/// A CONFIG envelope carrying `ce`, signed by `orderer` (what the orderer makes of an update).
+fn config_tx(orderer: &SigningIdentity, ce: &weft_proto::common::ConfigEnvelope) -> Bytes {
+    use weft_proto::common::{ChannelHeader, Header, HeaderType, Payload, SignatureHeader};
+    let nonce = weft_crypto::random_bytes(24).unwrap();
+    let creator = orderer.serialize();
+    let ch = ChannelHeader {
+        r#type: HeaderType::Config as i32,
+        channel_id: CHANNEL.into(),
+        tx_id: weft_crypto::hex(&weft_crypto::sha256(&[&nonce[..], &creator[..]].concat())),
+        ..Default::default()
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ch.encode_to_vec().into(),
+            signature_header: SignatureHeader {
+                creator: creator.into(),
+                nonce: nonce.into(),
+            }
+            .encode_to_vec()
+            .into(),
+        }),
+        data: ce.encode_to_vec().into(),
+    }
+    .encode_to_vec();
+    let signature = orderer.sign(&payload).unwrap();
+    Envelope {
+        payload: payload.into(),
+        signature: signature.into(),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+#[tokio::test]
+async fn config_block_replaces_the_channel_config() {
+    let n = setup().await;
+    let org3 = weft_configtx::update::test_org(n._dir.path(), 3).unwrap();
+    let user3 = org3.user.signer().unwrap();
+    let admin1 = n.net.orgs[0].admin.signer().unwrap();
+    let admin2 = n.net.orgs[1].admin.signer().unwrap();
+    let org3_tx = || {
+        endorsed_transaction(
+            &user3,
+            CHANNEL,
+            CC,
+            &kv_rwset(CC, &[], &[("k3", Some(b"org3"))], vec![]),
+            &[&n.peer1, &n.peer2],
+        )
+        .unwrap()
+        .0
+    };
+    // Org3 is not a member yet.
+    assert_eq!(
+        n.commit(vec![org3_tx()]).await,
+        vec![C::BadCreatorSignature]
+    );
+    let current = n.channel.config().unwrap();
+
+    // Attack: a config the update does not produce (Org3 added, but signed by Org1's admin
+    // alone, so the update is not authorized): not committed, the config unchanged.
+    let weak = add_org3_update(&current, &org3, &[&admin1]);
+    let good = add_org3_update(&current, &org3, &[&admin1, &admin2]);
+    let (_, cue) = weft_configtx::update::update_from_envelope(&good).unwrap();
+    let (config, _) = weft_configtx::update::propose(&current, &cue).unwrap();
+    let height = n.channel.blocks().height();
+    for (last_update, config, needle) in [
+        (weak.clone(), config.clone(), "/Channel/Application/Admins"),
+        (
+            good.clone(),
+            weft_proto::common::Config {
+                sequence: 2,
+                ..config.clone()
+            },
+            "sequence 2",
+        ),
+        (
+            good.clone(),
+            weft_proto::common::Config {
+                sequence: 1,
+                channel_group: current.config().channel_group.clone(),
+            },
+            "does not produce",
+        ),
+    ] {
+        let ce = weft_proto::common::ConfigEnvelope {
+            config: Some(config),
+            last_update: Some(last_update),
+        };
+        let e = commit_block(&n.channel, n.block(vec![config_tx(&n.orderer, &ce)]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("config block refused"), "{e}");
+        assert!(e.to_string().contains(needle), "{needle}: {e}");
+        assert_eq!(n.channel.blocks().height(), height);
+        assert_eq!(n.channel.config().unwrap().sequence(), 0);
+    }
+
+    // The config block the orderer makes of the authorized update.
+    let mut seq = n.channel.config_changes();
+    let ce = weft_proto::common::ConfigEnvelope {
+        config: Some(config),
+        last_update: Some(good),
+    };
+    assert_eq!(
+        n.commit(vec![config_tx(&n.orderer, &ce)]).await,
+        vec![C::Valid]
+    );
+    assert!(seq.has_changed().unwrap());
+    assert_eq!(*seq.borrow_and_update(), 1);
+    let cfg = n.channel.config().unwrap();
+    assert_eq!(cfg.sequence(), 1);
+    assert_eq!(
+        cfg.application_orgs()["Org3MSP"].anchor_peers,
+        vec![("peer0.org3.example.com".to_owned(), 11051)]
+    );
+    assert!(n.channel.msps().get("Org3MSP").is_some());
+    // Org3's transactions are valid now.
+    assert_eq!(n.commit(vec![org3_tx()]).await, vec![C::Valid]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_commits_a_config_update_and_trusts_the_new_org() {
+    use weft_peer::testing::{TestPeer, TestPeerOptions};
+    use weft_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+    let dir = tempfile::tempdir().unwrap();
+    let orderer = weft_orderer::testing::TestOrderer::start(dir.path())
+        .await
+        .unwrap();
+    let net = orderer.network.clone();
+    let opts = TestPeerOptions {
+        builders: vec![],
+        extra_yaml: String::new(),
+        execute_timeout: "3s".into(),
+        dev_mode: false,
+        listen_port: None,
+    };
+    let peer = TestPeer::start_in_network(dir.path(), "org1", &opts)
+        .await
+        .unwrap();
+    let channel = peer.node.join_channel(net.genesis.clone()).await.unwrap();
+    let org3 = weft_configtx::update::test_org(dir.path(), 3).unwrap();
+    let org3_client = || {
+        let ca = std::fs::read(&net.orgs[0].tls_ca_cert).unwrap();
+        weft_tls::TlsClient::new(
+            weft_tls::Trust::Roots(weft_crypto::pem::certificates(&ca, "ca").unwrap()),
+            weft_tls::ClientIdentity::Certificate(
+                weft_tls::Identity::from_pem_files(
+                    &org3.user.tls_cert,
+                    &org3.user.tls_key,
+                    "org3 user",
+                )
+                .unwrap(),
+            ),
+            weft_tls::Profile::Fabric,
+        )
+        .unwrap()
+    };
+    let peer_ep = || {
+        weft_tls::Endpoint::parse(&peer.node.peer_address.to_string())
+            .unwrap()
+            .with_server_name("localhost")
+            .unwrap()
+    };
+    let refused = weft_tls::grpc::channel(Some(org3_client()), peer_ep()).await;
+    assert!(refused.is_err(), "org3 client accepted before the update");
+
+    // Org1's admin submits the update, signed by both orgs' admins, to the orderer.
+    let admin1 = net.orgs[0].admin.signer().unwrap();
+    let admin2 = net.orgs[1].admin.signer().unwrap();
+    let update = add_org3_update(&channel.config().unwrap(), &org3, &[&admin1, &admin2]);
+    let ca = std::fs::read(&net.orderer_org.tls_ca_cert).unwrap();
+    let tls = weft_tls::TlsClient::new(
+        weft_tls::Trust::Roots(weft_crypto::pem::certificates(&ca, "ca").unwrap()),
+        weft_tls::ClientIdentity::Certificate(
+            weft_tls::Identity::from_pem_files(
+                &net.orgs[0].admin.tls_cert,
+                &net.orgs[0].admin.tls_key,
+                "admin",
+            )
+            .unwrap(),
+        ),
+        weft_tls::Profile::Fabric,
+    )
+    .unwrap();
+    let grpc = weft_tls::grpc::channel(
+        Some(tls),
+        weft_tls::Endpoint::parse(&orderer.address()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut client = AtomicBroadcastClient::new(grpc);
+    let r = client
+        .broadcast(tokio_stream::iter(vec![update]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.info);
+
+    // The peer pulls the config block and commits it: Org3 is in the channel config and its
+    // TLS CA is trusted by the peer's listener.
+    let mut sequence = 0;
+    for _ in 0..200 {
+        sequence = channel.config().unwrap().sequence();
+        if sequence == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sequence, 1);
+    assert_eq!(channel.blocks().height(), 2);
+    assert!(channel
+        .config()
+        .unwrap()
+        .application_orgs()
+        .contains_key("Org3MSP"));
+    let mut connected = Err(String::new());
+    for _ in 0..100 {
+        connected = weft_tls::grpc::channel(Some(org3_client()), peer_ep())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if connected.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    connected.expect("org3 client accepted after the config update");
+    drop(channel);
+    peer.stop().await;
+
+    // After a restart, the channel opens with the updated config.
+    let peer = TestPeer::start_in_network(dir.path(), "org1", &opts)
+        .await
+        .unwrap();
+    let channel = peer.node.channels.get(CHANNEL).unwrap();
+    assert_eq!(channel.config().unwrap().sequence(), 1);
+    weft_tls::grpc::channel(Some(org3_client()), peer_ep2(&peer))
+        .await
+        .expect("org3 client accepted after a restart");
+    drop(channel);
+    peer.stop().await;
+    orderer.shutdown().await;
+}
+
+fn peer_ep2(peer: &weft_peer::testing::TestPeer) -> weft_tls::Endpoint {
+    weft_tls::Endpoint::parse(&peer.node.peer_address.to_string())
+        .unwrap()
+        .with_server_name("localhost")
+        .unwrap()
+}

@@ -1,5 +1,7 @@
 //! `weft peer channel join | list`: the peer-admin calls of Fabric's `peer channel`, sent as
 //! proposals to the peer's `cscc` system chaincode and signed by an admin of the peer's org.
+//! `fetch`, `signconfigtx` and `update` (config updates, with the orderer) are in
+//! [`crate::configupdate_cmd`].
 
 use std::path::PathBuf;
 
@@ -29,6 +31,13 @@ pub enum ChannelCommand {
         #[command(flatten)]
         peer: AdminFlags,
     },
+    /// Fetch a block from the orderer: newest, oldest, config (the current config block) or
+    /// a number.
+    Fetch(crate::configupdate_cmd::FetchArgs),
+    /// Add your signature (the local admin's) to a config update file, in place.
+    Signconfigtx(crate::configupdate_cmd::SignConfigTxArgs),
+    /// Sign a config update as the local admin and submit it to the orderer.
+    Update(crate::configupdate_cmd::ChannelUpdateArgs),
 }
 
 /// The peer and the admin identity, Fabric's environment.
@@ -80,6 +89,12 @@ async fn call(flags: &AdminFlags, args: &[&[u8]]) -> Result<bytes::Bytes, BoxErr
 }
 
 pub fn run(cmd: ChannelCommand) -> Result<u8, BoxError> {
+    match cmd {
+        ChannelCommand::Fetch(args) => return crate::configupdate_cmd::fetch(args),
+        ChannelCommand::Signconfigtx(args) => return crate::configupdate_cmd::signconfigtx(args),
+        ChannelCommand::Update(args) => return crate::configupdate_cmd::channel_update(args),
+        _ => {}
+    }
     let rt = runtime()?;
     match cmd {
         ChannelCommand::Join { block, peer } => {
@@ -103,6 +118,7 @@ pub fn run(cmd: ChannelCommand) -> Result<u8, BoxError> {
                 println!("{}", c.channel_id);
             }
         }
+        ChannelCommand::Fetch(_) | ChannelCommand::Signconfigtx(_) | ChannelCommand::Update(_) => {}
     }
     Ok(0)
 }

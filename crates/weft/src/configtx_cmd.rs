@@ -1,5 +1,6 @@
 //! `weft configtx`: channel genesis blocks from configtx.yaml (Fabric's `configtxgen
-//! -outputBlock`), and a readable summary of a config block.
+//! -outputBlock`), a readable summary of a config block, and config updates
+//! (`weft configtx update`, see [`crate::configupdate_cmd`]).
 
 use std::path::PathBuf;
 
@@ -32,6 +33,10 @@ pub enum ConfigtxCommand {
         /// A config block (e.g. a genesis block).
         file: PathBuf,
     },
+    /// Compute a channel config update from the current config block (instead of
+    /// configtxlator): add an org, set anchor peers. Writes an unsigned CONFIG_UPDATE envelope.
+    #[command(subcommand)]
+    Update(crate::configupdate_cmd::UpdateCommand),
 }
 
 pub fn run(cmd: ConfigtxCommand) -> Result<u8, Box<dyn std::error::Error>> {
@@ -57,6 +62,7 @@ pub fn run(cmd: ConfigtxCommand) -> Result<u8, Box<dyn std::error::Error>> {
             );
             Ok(0)
         }
+        ConfigtxCommand::Update(cmd) => crate::configupdate_cmd::run_update(cmd),
         ConfigtxCommand::Inspect { file } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| format!("cannot read '{}': {e}", file.display()))?;
