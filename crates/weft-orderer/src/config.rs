@@ -71,6 +71,14 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("Admin.TLS.ClientRootCAs", true),
     ("ChannelParticipation.Enabled", false),
     ("Consensus.WALDir", false),
+    ("Operations.ListenAddress", false),
+    ("Operations.TLS.Enabled", false),
+    ("Operations.TLS.PrivateKey", false),
+    ("Operations.TLS.Certificate", false),
+    ("Operations.TLS.RootCAs", true),
+    ("Operations.TLS.ClientAuthRequired", false),
+    ("Operations.TLS.ClientRootCAs", true),
+    ("Metrics.Provider", false),
 ];
 
 /// `General.TLS` / `Admin.TLS`.
@@ -157,6 +165,43 @@ impl Default for AdminSection {
     }
 }
 
+/// `Operations`: the operations listener (`/healthz`, `/metrics`, `/logspec`, `/version`); an
+/// empty `ListenAddress` turns it off.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct OperationsSection {
+    #[serde(rename = "ListenAddress")]
+    pub listen_address: String,
+    #[serde(rename = "TLS")]
+    pub tls: TlsSection,
+}
+
+impl Default for OperationsSection {
+    fn default() -> Self {
+        OperationsSection {
+            listen_address: "127.0.0.1:8443".into(),
+            tls: TlsSection::default(),
+        }
+    }
+}
+
+/// `Metrics`: `Provider` is `prometheus` (weft's default), `disabled`, or `statsd` (not
+/// supported: disabled with a warning).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MetricsSection {
+    #[serde(rename = "Provider")]
+    pub provider: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            provider: "prometheus".into(),
+        }
+    }
+}
+
 /// `ChannelParticipation`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -201,6 +246,10 @@ pub struct OrdererConfig {
     pub channel_participation: ChannelParticipationSection,
     #[serde(rename = "Consensus")]
     pub consensus: ConsensusSection,
+    #[serde(rename = "Operations")]
+    pub operations: OperationsSection,
+    #[serde(rename = "Metrics")]
+    pub metrics: MetricsSection,
     /// Directory relative paths are resolved against (that of orderer.yaml).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -262,23 +311,24 @@ impl OrdererConfig {
         for (key, tls) in [
             ("General.TLS", &self.general.tls),
             ("Admin.TLS", &self.admin.tls),
+            ("Operations.TLS", &self.operations.tls),
         ] {
             if tls.enabled && (tls.certificate.is_empty() || tls.private_key.is_empty()) {
                 return Err(invalid(
-                    if key == "General.TLS" {
-                        "General.TLS.Certificate"
-                    } else {
-                        "Admin.TLS.Certificate"
+                    match key {
+                        "General.TLS" => "General.TLS.Certificate",
+                        "Admin.TLS" => "Admin.TLS.Certificate",
+                        _ => "Operations.TLS.Certificate",
                     },
                     format!("{key}.Enabled is true, so {key}.Certificate and {key}.PrivateKey must be set"),
                 ));
             }
             if tls.client_auth_required && !tls.enabled {
                 return Err(invalid(
-                    if key == "General.TLS" {
-                        "General.TLS.ClientAuthRequired"
-                    } else {
-                        "Admin.TLS.ClientAuthRequired"
+                    match key {
+                        "General.TLS" => "General.TLS.ClientAuthRequired",
+                        "Admin.TLS" => "Admin.TLS.ClientAuthRequired",
+                        _ => "Operations.TLS.ClientAuthRequired",
                     },
                     format!("requires {key}.Enabled: true"),
                 ));
@@ -293,6 +343,8 @@ impl OrdererConfig {
                 "the channel participation API requires mutual TLS: set Admin.TLS.ClientAuthRequired: true",
             ));
         }
+        weft_ops::provider(&self.metrics.provider, "Metrics.Provider")
+            .map_err(|e| invalid("Metrics.Provider", e.0))?;
         if self.file_ledger.location.is_empty() {
             return Err(invalid("FileLedger.Location", "must be set"));
         }
@@ -317,6 +369,18 @@ impl OrdererConfig {
         } else {
             format!("{host}:{}", self.general.listen_port)
         }
+    }
+
+    /// The operations listener's TLS, paths resolved (`None` when off).
+    pub fn operations_tls(&self) -> Option<weft_ops::OpsTls> {
+        let t = &self.operations.tls;
+        t.enabled.then(|| weft_ops::OpsTls {
+            cert: self.resolve(&t.certificate),
+            key: self.resolve(&t.private_key),
+            client_auth_required: t.client_auth_required,
+            client_root_cas: t.client_root_cas.iter().map(|f| self.resolve(f)).collect(),
+            keys: weft_ops::TlsKeys::orderer(),
+        })
     }
 
     /// `FileLedger.Location`, resolved.
@@ -401,6 +465,8 @@ mod tests {
         let c = OrdererConfig::load(None, |_| None).unwrap();
         assert_eq!(c.listen_address(), "127.0.0.1:7050");
         assert_eq!(c.admin.listen_address, "127.0.0.1:9443");
+        assert_eq!(c.operations.listen_address, "127.0.0.1:8443");
+        assert_eq!(c.metrics.provider, "prometheus");
         assert!(!c.general.tls.enabled);
     }
 

@@ -127,7 +127,18 @@ pub async fn handle(
     caller: &Caller,
     tx: &Tx,
 ) -> Result<(), ()> {
-    match serve(registrar, env, caller, tx).await {
+    let m = weft_ops::orderer::global();
+    let channel = headers(env)
+        .map(|i| i.channel_header.channel_id)
+        .unwrap_or_default();
+    let labels = [channel.as_str(), "false", "block"];
+    m.deliver_requests_received.with(&labels).inc();
+    let result = serve(registrar, env, caller, tx).await;
+    let success = weft_ops::peer::flag(matches!(result, Ok(Ok(()))));
+    m.deliver_requests_completed
+        .with(&[labels[0], labels[1], labels[2], success])
+        .inc();
+    match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(r)) => refuse(tx, caller, r).await,
         Err(()) => Err(()),
@@ -181,7 +192,7 @@ async fn serve(
         Err(r) => return Ok(Err(r)),
     };
     let identity = match chain.identities().check(
-        chain.config(),
+        &chain.config(),
         "/Channel/Readers",
         &creator,
         &env.payload,
@@ -268,6 +279,10 @@ async fn serve(
         }))
         .await
         .map_err(|_| ())?;
+        weft_ops::orderer::global()
+            .deliver_blocks_sent
+            .with(&[&channel, "false", "block"])
+            .inc();
         if next == range.stop {
             break;
         }

@@ -3,8 +3,8 @@
 //! Two listeners, as Fabric's orderer has them:
 //! - `General.ListenAddress:General.ListenPort`: `AtomicBroadcast` with `General.TLS.*`.
 //!   Trusted client roots are `General.TLS.ClientRootCAs` plus the TLS roots (and
-//!   intermediates) of every org of every joined channel, replaced live on each join and
-//!   removal. Client certificates are required with `ClientAuthRequired`, else requested.
+//!   intermediates) of every org of every joined channel, replaced live on each join,
+//!   removal and config change (a config block adding an org makes its TLS CA trusted). Client certificates are required with `ClientAuthRequired`, else requested.
 //! - `Admin.ListenAddress`: the channel participation API ([`crate::admin`]) with
 //!   `Admin.TLS.*` (mutual TLS required when TLS is on).
 //!
@@ -47,6 +47,12 @@ pub struct OrdererNode {
     pub identity: Arc<SigningIdentity>,
     /// The AtomicBroadcast TLS server (for its client trust), when TLS is on.
     pub tls: Option<Arc<TlsServer>>,
+    /// Where the operations service listens (`Operations.ListenAddress`; `None` when it is
+    /// empty). The bound port when the configured one was 0.
+    pub operations_address: Option<SocketAddr>,
+    /// The node's metrics registry and families (the process-wide ones are included).
+    pub metrics: Arc<weft_ops::orderer::OrdererNodeMetrics>,
+    operations: Option<weft_ops::OpsServer>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -84,10 +90,10 @@ fn placeholder_root() -> Result<CertificateDer<'static>, StartError> {
 /// Client roots for the AtomicBroadcast listener: configured + every joined channel's orgs.
 fn client_roots(
     configured: &[CertificateDer<'static>],
-    registrar: &Registrar,
+    chains: &[Arc<crate::chain::Chain>],
 ) -> Vec<CertificateDer<'static>> {
     let mut roots: Vec<CertificateDer<'static>> = configured.to_vec();
-    for chain in registrar.chains() {
+    for chain in chains {
         for der in chain.config().all_tls_roots() {
             let c = CertificateDer::from(der);
             if !roots.contains(&c) {
@@ -118,6 +124,7 @@ fn tls_server(
     prefix: &str,
     roots: Vec<CertificateDer<'static>>,
     endpoint: &str,
+    observer: Arc<dyn weft_tls::HandshakeObserver>,
 ) -> Result<TlsServer, StartError> {
     let identity = Identity::from_pem_files(
         &cfg.resolve(&tls.certificate),
@@ -137,7 +144,8 @@ fn tls_server(
     };
     let server = TlsServer::new(&identity, auth, Profile::Fabric)
         .map_err(|e| err(format!("{prefix}: {e}")))?
-        .with_endpoint(endpoint.to_owned());
+        .with_endpoint(endpoint.to_owned())
+        .with_observer(observer);
     Ok(if prefix == "Admin.TLS" {
         // The channel participation API is HTTPS for HTTP/2 and HTTP/1.1 clients alike.
         server
@@ -146,6 +154,68 @@ fn tls_server(
     } else {
         server.with_settings(Settings::orderer())
     })
+}
+
+/// Register the scrape-time families and health checks, and start the operations listener
+/// (`Operations.*`, `Metrics.Provider`); `None` when `Operations.ListenAddress` is empty.
+async fn start_operations(
+    cfg: &OrdererConfig,
+    metrics: &Arc<weft_ops::orderer::OrdererNodeMetrics>,
+    registrar: &Arc<Registrar>,
+) -> Result<Option<weft_ops::OpsServer>, StartError> {
+    let reg = registrar.clone();
+    metrics.registry.gauge_fn(
+        "ledger_blockchain_height",
+        "Height of the chain in blocks.",
+        &["channel"],
+        move || {
+            reg.chains()
+                .iter()
+                .map(|c| (vec![c.id().to_owned()], c.height() as f64))
+                .collect()
+        },
+    );
+    metrics.include_global();
+    let listen = cfg.operations.listen_address.trim();
+    if listen.is_empty() {
+        tracing::info!("Operations.ListenAddress is empty: the operations service (/healthz, /metrics, /logspec) is not started");
+        return Ok(None);
+    }
+    let health = Arc::new(weft_ops::Health::new());
+    let reg = registrar.clone();
+    health.register(weft_ops::check_fn("channels", move || {
+        let halted: Vec<String> = reg
+            .chains()
+            .iter()
+            .filter(|c| *c.stopped().borrow())
+            .map(|c| c.id().to_owned())
+            .collect();
+        if halted.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("channels halted: {}", halted.join(", ")))
+        }
+    }));
+    let provider = weft_ops::provider(&cfg.metrics.provider, "Metrics.Provider")
+        .map_err(|e| err(e.to_string()))?;
+    let tls = match cfg.operations_tls() {
+        Some(t) => Some(Arc::new(
+            t.server(listen, Some(metrics.tls_observer("operations")))
+                .map_err(|e| err(e.to_string()))?,
+        )),
+        None => {
+            tracing::info!("Operations.TLS.Enabled is false: the operations service is served without TLS (ORDERER_OPERATIONS_TLS_ENABLED)");
+            None
+        }
+    };
+    let mut ops = weft_ops::Ops::new(metrics.registry.clone(), health);
+    ops.metrics_enabled = provider == weft_ops::Provider::Prometheus;
+    ops.tls = tls.is_some();
+    ops.client_roots_setting = weft_ops::TlsKeys::orderer().client_root_cas;
+    let server = weft_ops::OpsServer::start(listen, "Operations.ListenAddress", tls, Arc::new(ops))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Some(server))
 }
 
 impl OrdererNode {
@@ -184,6 +254,7 @@ impl OrdererNode {
             )
         };
 
+        let metrics = Arc::new(weft_ops::orderer::OrdererNodeMetrics::new());
         let listen = cfg.listen_address();
         let listener = TcpListener::bind(&listen).await.map_err(|e| {
             err(format!(
@@ -200,14 +271,15 @@ impl OrdererNode {
                 cfg,
                 gtls,
                 "General.TLS",
-                client_roots(&configured, &registrar),
+                client_roots(&configured, &registrar.chains()),
                 &local.to_string(),
+                metrics.tls_observer("orderer"),
             )?);
             // Keep the trusted client roots in step with the joined channels.
             let weak = Arc::downgrade(&server);
-            registrar.on_change(move |reg| {
+            registrar.on_change(move |chains| {
                 if let Some(server) = weak.upgrade() {
-                    let mut roots = client_roots(&configured, reg);
+                    let mut roots = client_roots(&configured, chains);
                     if roots.is_empty() {
                         match placeholder_root() {
                             Ok(r) => roots.push(r),
@@ -283,6 +355,7 @@ impl OrdererNode {
                     "Admin.TLS",
                     roots,
                     &admin_local.to_string(),
+                    metrics.tls_observer("admin"),
                 )?))
             } else {
                 tracing::warn!("Admin.TLS.Enabled is false: the channel participation API is served WITHOUT TLS and without authentication (ORDERER_ADMIN_TLS_ENABLED)");
@@ -299,9 +372,12 @@ impl OrdererNode {
             tracing::warn!("ChannelParticipation.Enabled is false: channels cannot be joined");
             None
         };
+        let operations = start_operations(cfg, &metrics, &registrar).await?;
+        let operations_address = operations.as_ref().map(|o| o.address());
         tracing::info!(
             address = %local,
             admin = ?admin_address,
+            operations = ?operations_address,
             mspid = %cfg.general.local_msp_id,
             tls = gtls.enabled,
             client_auth_required = gtls.client_auth_required,
@@ -314,6 +390,9 @@ impl OrdererNode {
             registrar,
             identity,
             tls,
+            operations_address,
+            metrics,
+            operations,
             stop,
             tasks,
         })
@@ -321,6 +400,9 @@ impl OrdererNode {
 
     /// Stop listening, halt every channel (blocks already decided are stored), and wait.
     pub async fn shutdown(self) {
+        if let Some(ops) = self.operations {
+            ops.shutdown().await;
+        }
         self.stop.send_replace(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;

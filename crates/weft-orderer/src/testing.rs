@@ -53,7 +53,8 @@ pub fn write_config(dir: &Path, network: &TestNetwork, port: u16) -> Result<Path
          Consensus:\n  WALDir: {wal}\n\
          Admin:\n  ListenAddress: 127.0.0.1:0\n  TLS:\n    Enabled: true\n    PrivateKey: {key}\n    \
          Certificate: {cert}\n    ClientAuthRequired: true\n    ClientRootCAs: [{tls_ca}]\n\
-         ChannelParticipation:\n  Enabled: true\n",
+         ChannelParticipation:\n  Enabled: true\n\
+         Operations:\n  ListenAddress: 127.0.0.1:0\n",
         key = node.tls_key.display(),
         cert = node.tls_cert.display(),
         msp = node.msp_dir.display(),

@@ -122,6 +122,8 @@ pub struct ChaincodeSupportService {
     dev_mode: bool,
     invoker: Option<Arc<dyn Invoker>>,
     keepalive: Option<Duration>,
+    /// Told about failed TLS handshakes on the chaincode listener.
+    tls_observer: Option<Arc<dyn weft_tls::HandshakeObserver>>,
 }
 
 impl ChaincodeSupportService {
@@ -142,12 +144,19 @@ impl ChaincodeSupportService {
             dev_mode,
             invoker: None,
             keepalive: None,
+            tls_observer: None,
         }
     }
 
     /// Where INVOKE_CHAINCODE requests of registered chaincode go (the peer's runtime).
     pub fn with_invoker(mut self, invoker: Arc<dyn Invoker>) -> Self {
         self.invoker = Some(invoker);
+        self
+    }
+
+    /// Tell `observer` about failed TLS handshakes on the chaincode listener.
+    pub fn with_tls_observer(mut self, observer: Arc<dyn weft_tls::HandshakeObserver>) -> Self {
+        self.tls_observer = Some(observer);
         self
     }
 
@@ -262,7 +271,11 @@ pub async fn serve(
         service.authority.tls_server()
     }
     .map_err(|e| e.to_string())?
-    .with_endpoint(local.clone())
+    .with_endpoint(local.clone());
+    let tls = match service.tls_observer.clone() {
+        Some(o) => tls.with_observer(o),
+        None => tls,
+    }
     .with_settings(Settings {
         client_auth_required:
             "the chaincode service (always mutual TLS with per-launch certificates)".into(),

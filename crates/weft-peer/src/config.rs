@@ -78,6 +78,12 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("ledger.state.totalQueryLimit", false),
     ("ledger.history.enableHistoryDatabase", false),
     ("operations.listenAddress", false),
+    ("operations.tls.enabled", false),
+    ("operations.tls.cert.file", false),
+    ("operations.tls.key.file", false),
+    ("operations.tls.clientAuthRequired", false),
+    ("operations.tls.clientRootCAs.files", true),
+    ("metrics.provider", false),
 ];
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -261,17 +267,48 @@ impl Default for LedgerHistorySection {
     }
 }
 
-/// `operations`.
+/// `operations`: the operations listener (`/healthz`, `/metrics`, `/logspec`, `/version`);
+/// an empty `listenAddress` turns it off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OperationsSection {
     pub listen_address: String,
+    pub tls: OperationsTls,
 }
 
 impl Default for OperationsSection {
     fn default() -> Self {
         OperationsSection {
             listen_address: "127.0.0.1:9443".into(),
+            tls: OperationsTls::default(),
+        }
+    }
+}
+
+/// `operations.tls`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OperationsTls {
+    pub enabled: bool,
+    pub cert: FileRef,
+    pub key: FileRef,
+    pub client_auth_required: bool,
+    #[serde(rename = "clientRootCAs")]
+    pub client_root_cas: FilesRef,
+}
+
+/// `metrics`: `provider` is `prometheus` (weft's default: served on `/metrics`), `disabled`,
+/// or `statsd` (not supported: disabled with a warning).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MetricsSection {
+    pub provider: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            provider: "prometheus".into(),
         }
     }
 }
@@ -284,6 +321,7 @@ pub struct CoreConfig {
     pub chaincode: ChaincodeSection,
     pub ledger: LedgerSection,
     pub operations: OperationsSection,
+    pub metrics: MetricsSection,
     /// Directory relative paths are resolved against (the directory of core.yaml).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -394,7 +432,46 @@ impl CoreConfig {
                 "requires peer.tls.enabled: true",
             ));
         }
+        let ops = &self.operations.tls;
+        if ops.enabled {
+            for (key, file) in [
+                ("operations.tls.cert.file", &ops.cert.file),
+                ("operations.tls.key.file", &ops.key.file),
+            ] {
+                if file.as_deref().unwrap_or("").is_empty() {
+                    return Err(invalid(
+                        key,
+                        "operations.tls.enabled is true, so the operations listener needs its TLS certificate and key",
+                    ));
+                }
+            }
+        }
+        if ops.client_auth_required && !ops.enabled {
+            return Err(invalid(
+                "operations.tls.clientAuthRequired",
+                "requires operations.tls.enabled: true",
+            ));
+        }
+        weft_ops::provider(&self.metrics.provider, "metrics.provider")
+            .map_err(|e| invalid("metrics.provider", e.0))?;
         self.chaincode_addresses().map(drop)
+    }
+
+    /// The operations listener's TLS, paths resolved (`None` when off).
+    pub fn operations_tls(&self) -> Option<weft_ops::OpsTls> {
+        let t = &self.operations.tls;
+        t.enabled.then(|| weft_ops::OpsTls {
+            cert: self.resolve(t.cert.file.as_deref().unwrap_or_default()),
+            key: self.resolve(t.key.file.as_deref().unwrap_or_default()),
+            client_auth_required: t.client_auth_required,
+            client_root_cas: t
+                .client_root_cas
+                .files
+                .iter()
+                .map(|f| self.resolve(f))
+                .collect(),
+            keys: weft_ops::TlsKeys::peer(),
+        })
     }
 
     /// A path from the configuration, resolved against the directory of core.yaml.

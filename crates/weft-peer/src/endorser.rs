@@ -8,6 +8,11 @@
 //! `ProposalResponsePayload{proposal_hash, ChaincodeAction{rwset, event, response, chaincode}}`
 //! with the endorsement signature over `payload || endorser`.
 //!
+//! Proposals without a channel are the peer-admin calls: `cscc` (join a channel, list
+//! channels) and the peer-local `_lifecycle` calls (install, queryinstalled,
+//! getinstalledpackage, see [`crate::lifecycle_local`]). Their creator must be an admin of
+//! the peer's own organization; they are answered with the response alone, unendorsed.
+//!
 //! As in Fabric, a proposal that fails is answered with a `ProposalResponse` whose response
 //! has status 500 and a message saying why (a gRPC error is kept for transport problems), and
 //! a chaincode response with status >= 400 is returned without an endorsement.
@@ -47,7 +52,20 @@ pub trait PeerAdmin: Send + Sync + std::fmt::Debug {
         &self,
         block: weft_proto::common::Block,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + '_>>;
+    /// The peer's installed chaincode packages, for the channel-less `_lifecycle` calls
+    /// (`None`: install and the installed-package queries are not served by proposals).
+    fn install_store(&self) -> Option<&crate::package::InstallStore> {
+        None
+    }
+    /// Builds a package at install time, as Fabric does (`None`: built at first use only).
+    fn package_builder(&self) -> Option<&dyn crate::lifecycle_local::PackageBuilder> {
+        None
+    }
 }
+
+/// The largest proposal (and proposal response) the Endorser service takes: a chaincode
+/// package at the install limit (100 MiB, Fabric's default message limit) plus headers.
+pub const MAX_PROPOSAL_BYTES: usize = 101 * 1024 * 1024;
 
 /// Responses at or above this status are failures (Fabric's shim `ERRORTHRESHOLD`).
 pub const ERROR_THRESHOLD: i32 = 400;
@@ -121,9 +139,13 @@ pub fn unpack(signed: &SignedProposal) -> Result<UnpackedProposal, ProposalError
     if chaincode_name.is_empty() {
         return Err(bad("the proposal's header names no chaincode"));
     }
-    if chdr.channel_id.is_empty() && chaincode_name != CSCC {
+    if chdr.channel_id.is_empty()
+        && chaincode_name != CSCC
+        && chaincode_name != crate::lifecycle::LIFECYCLE
+    {
         return Err(bad(
-            "the proposal names no channel (only the cscc peer-admin calls are channel-less)",
+            "the proposal names no channel (only the peer-admin calls of cscc and _lifecycle \
+             are channel-less)",
         ));
     }
     let cpp = ChaincodeProposalPayload::decode(proposal.payload.clone())
@@ -162,6 +184,19 @@ pub struct Endorser {
     limits: QueryLimits,
     in_flight: Mutex<HashSet<(String, String)>>,
     admin: std::sync::OnceLock<Arc<dyn PeerAdmin>>,
+    /// One install at a time: a package is stored and built before the next one starts.
+    install_lock: tokio::sync::Mutex<()>,
+    /// The operations metrics (set once at node start).
+    metrics: std::sync::OnceLock<Arc<weft_ops::peer::PeerMetrics>>,
+}
+
+/// What a proposal was, for its metrics: channel, chaincode, and whether it got as far as
+/// running the chaincode.
+#[derive(Debug, Default)]
+struct Seen {
+    channel: String,
+    chaincode: String,
+    ran: bool,
 }
 
 /// Removes a tx id from the in-flight set when its endorsement ends.
@@ -191,6 +226,34 @@ fn failure(status: i32, message: impl Into<String>) -> ProposalResponse {
     }
 }
 
+/// Count one proposal: received was counted on arrival; here its outcome and duration.
+fn record(
+    m: &weft_ops::peer::PeerMetrics,
+    seen: &Seen,
+    result: &Result<ProposalResponse, ProposalError>,
+    took: std::time::Duration,
+) {
+    use weft_ops::peer::flag;
+    let status = match result {
+        Ok(r) => r.response.as_ref().map_or(500, |r| r.status),
+        Err(_) => 500,
+    };
+    let success = result.is_ok() && status < ERROR_THRESHOLD;
+    if success {
+        m.successful_proposals.inc();
+    } else if seen.ran {
+        // The chaincode answered with an error status, or its run failed.
+        m.endorsement_failures
+            .with(&[&seen.channel, &seen.chaincode, flag(result.is_ok())])
+            .inc();
+    } else {
+        m.proposal_validation_failures.inc();
+    }
+    m.proposal_duration
+        .with(&[&seen.channel, &seen.chaincode, flag(success)])
+        .observe_duration(took);
+}
+
 impl Endorser {
     pub fn new(
         channels: Arc<Channels>,
@@ -205,7 +268,14 @@ impl Endorser {
             limits,
             in_flight: Mutex::new(HashSet::new()),
             admin: std::sync::OnceLock::new(),
+            install_lock: tokio::sync::Mutex::new(()),
+            metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Count proposals in `metrics` (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<weft_ops::peer::PeerMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Serve `cscc` calls through `admin` (once; later calls are ignored).
@@ -283,9 +353,106 @@ impl Endorser {
         })
     }
 
+    /// The channel-less `_lifecycle` calls (install, queryinstalled, getinstalledpackage),
+    /// for the peer's admins. As in Fabric, the answer is the response alone: nothing was
+    /// simulated, so there is nothing to endorse.
+    async fn lifecycle_local(
+        &self,
+        signed: &SignedProposal,
+        up: &UnpackedProposal,
+    ) -> Result<ProposalResponse, ProposalError> {
+        let input = up
+            .invocation
+            .chaincode_spec
+            .clone()
+            .unwrap_or_default()
+            .input
+            .unwrap_or_default();
+        let function = input
+            .args
+            .first()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .unwrap_or_default();
+        if function.is_empty() {
+            return Err(bad("_lifecycle must be invoked with a function name"));
+        }
+        if input.args.len() != 2 {
+            return Err(bad(format!(
+                "_lifecycle {function}: lifecycle operations take exactly two arguments \
+                 (the function and its marshalled Args message), got {}",
+                input.args.len()
+            )));
+        }
+        let admin = self.admin.get().ok_or_else(|| {
+            bad("this peer does not serve peer-admin _lifecycle calls (no local MSP configured)")
+        })?;
+        admin
+            .check_admin(
+                &up.signature_header.creator,
+                &signed.proposal_bytes,
+                &signed.signature,
+            )
+            .map_err(|e| {
+                bad(format!(
+                    "access denied for _lifecycle {function}: {e}; these calls need an admin \
+                     of the peer's organization (Fabric's local Admins policy): set \
+                     CORE_PEER_MSPCONFIGPATH to the org admin's msp directory"
+                ))
+            })?;
+        let store = admin.install_store().ok_or_else(|| {
+            bad(format!(
+                "_lifecycle {function}: this peer has no install store to serve it"
+            ))
+        })?;
+        let _one_install = if function == "InstallChaincode" {
+            Some(self.install_lock.lock().await)
+        } else {
+            None
+        };
+        let arg = input.args.get(1).cloned().unwrap_or_default();
+        let response = match crate::lifecycle_local::serve(
+            store,
+            admin.package_builder(),
+            &self.channels,
+            &function,
+            &arg,
+        )
+        .await
+        {
+            Ok(payload) => Response {
+                status: 200,
+                message: String::new(),
+                payload,
+            },
+            Err(e) => {
+                tracing::warn!(function = %function, "_lifecycle call refused: {}", e.message);
+                Response {
+                    status: e.status,
+                    message: e.message,
+                    payload: Bytes::new(),
+                }
+            }
+        };
+        Ok(ProposalResponse {
+            version: 1,
+            response: Some(response),
+            ..Default::default()
+        })
+    }
+
     /// Endorse one proposal; failures are responses with status 500.
     pub async fn process(&self, signed: &SignedProposal) -> ProposalResponse {
-        match self.endorse(signed).await {
+        let started = std::time::Instant::now();
+        let metrics = self.metrics.get();
+        if let Some(m) = metrics {
+            m.proposals_received.inc();
+        }
+        let mut seen = Seen::default();
+        let result = self.endorse(signed, &mut seen).await;
+        if let Some(m) = metrics {
+            record(m, &seen, &result, started.elapsed());
+        }
+        match result {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("proposal refused: {e}");
@@ -294,10 +461,20 @@ impl Endorser {
         }
     }
 
-    async fn endorse(&self, signed: &SignedProposal) -> Result<ProposalResponse, ProposalError> {
+    async fn endorse(
+        &self,
+        signed: &SignedProposal,
+        seen: &mut Seen,
+    ) -> Result<ProposalResponse, ProposalError> {
         let up = unpack(signed)?;
+        seen.channel = up.channel_header.channel_id.clone();
+        seen.chaincode = up.chaincode_name.clone();
         if up.chaincode_name == CSCC {
             return self.cscc(signed, &up).await;
+        }
+        if up.channel_header.channel_id.is_empty() {
+            // unpack lets only cscc and _lifecycle through without a channel.
+            return self.lifecycle_local(signed, &up).await;
         }
         let chdr = &up.channel_header;
         let channel = self.channels.get(&chdr.channel_id).ok_or_else(|| {
@@ -359,6 +536,7 @@ impl Endorser {
             signed_proposal: Some(signed.clone()),
         };
         tracing::debug!(channel = %chdr.channel_id, txid = %chdr.tx_id, chaincode = %up.chaincode_name, creator = %creator.subject, "endorsing");
+        seen.ran = true;
         let outcome = if up.chaincode_name == crate::lifecycle::LIFECYCLE {
             self.run_lifecycle(&channel, &creator, &input, &sim)?
         } else {
@@ -476,9 +654,9 @@ impl Endorser {
             Ok(None) => Response {
                 status: 500,
                 message: format!(
-                    "_lifecycle {function}: installing and listing packages through the peer \
-                     is not available yet; use `weft peer lifecycle chaincode install` on the \
-                     peer's host"
+                    "_lifecycle {function} is a peer-local call: send it without a channel \
+                     (as `peer lifecycle chaincode install|queryinstalled|getinstalledpackage` \
+                     do), signed by an admin of the peer's organization"
                 ),
                 payload: Bytes::new(),
             },
@@ -494,9 +672,12 @@ impl Endorser {
         })
     }
 
-    /// The gRPC service.
+    /// The gRPC service. It accepts proposals up to [`MAX_PROPOSAL_BYTES`], so a chaincode
+    /// package up to the install limit (100 MiB) can be installed through it.
     pub fn into_service(self: Arc<Self>) -> EndorserServer<EndorserService> {
         EndorserServer::new(EndorserService(self))
+            .max_decoding_message_size(MAX_PROPOSAL_BYTES)
+            .max_encoding_message_size(MAX_PROPOSAL_BYTES)
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Gateway {
     connections: Connections,
     /// Rotates the first orderer tried.
     next_orderer: AtomicUsize,
+    /// The operations metrics (set once at node start).
+    metrics: std::sync::OnceLock<Arc<weft_ops::peer::PeerMetrics>>,
 }
 
 impl Gateway {
@@ -138,7 +140,33 @@ impl Gateway {
             opts,
             connections,
             next_orderer: AtomicUsize::new(0),
+            metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Count requests in `metrics` (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<weft_ops::peer::PeerMetrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Run one request of `method`, counting it (`gateway_requests_*`).
+    async fn measured<T>(
+        &self,
+        method: &str,
+        call: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let Some(m) = self.metrics.get() else {
+            return call.await;
+        };
+        m.gateway_requests_received.with(&[method]).inc();
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let success = weft_ops::peer::flag(result.is_ok());
+        m.gateway_requests_completed.with(&[method, success]).inc();
+        m.gateway_requests_duration
+            .with(&[method, success])
+            .observe_duration(started.elapsed());
+        result
     }
 
     /// The gRPC service.
@@ -565,8 +593,8 @@ impl GatewayRpc for GatewayService {
         &self,
         request: Request<EndorseRequest>,
     ) -> Result<Response<EndorseResponse>, Status> {
-        self.0
-            .endorse(request.into_inner())
+        let g = &self.0;
+        g.measured("Endorse", g.endorse(request.into_inner()))
             .await
             .map(Response::new)
     }
@@ -575,15 +603,18 @@ impl GatewayRpc for GatewayService {
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
-        self.0.submit(request.into_inner()).await.map(Response::new)
+        let g = &self.0;
+        g.measured("Submit", g.submit(request.into_inner()))
+            .await
+            .map(Response::new)
     }
 
     async fn commit_status(
         &self,
         request: Request<SignedCommitStatusRequest>,
     ) -> Result<Response<CommitStatusResponse>, Status> {
-        self.0
-            .commit_status(request.into_inner())
+        let g = &self.0;
+        g.measured("CommitStatus", g.commit_status(request.into_inner()))
             .await
             .map(Response::new)
     }
@@ -592,8 +623,8 @@ impl GatewayRpc for GatewayService {
         &self,
         request: Request<EvaluateRequest>,
     ) -> Result<Response<EvaluateResponse>, Status> {
-        self.0
-            .evaluate(request.into_inner())
+        let g = &self.0;
+        g.measured("Evaluate", g.evaluate(request.into_inner()))
             .await
             .map(Response::new)
     }
@@ -604,8 +635,11 @@ impl GatewayRpc for GatewayService {
         &self,
         request: Request<SignedChaincodeEventsRequest>,
     ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
-        self.0
-            .chaincode_events(request.into_inner())
-            .map(Response::new)
+        let g = &self.0;
+        g.measured("ChaincodeEvents", async {
+            g.chaincode_events(request.into_inner())
+        })
+        .await
+        .map(Response::new)
     }
 }

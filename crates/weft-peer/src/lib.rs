@@ -16,6 +16,8 @@
 //!   chaincode's state requests.
 //! - [`simulator`]: a transaction's reads and writes over a snapshot of the state database,
 //!   producing Fabric read/write sets.
+//! - [`lifecycle_local`]: the channel-less `_lifecycle` calls (install, queryinstalled,
+//!   getinstalledpackage) over the install store, for the peer's admins.
 //! - [`endorser`]: `ProcessProposal`: header, tx id and creator checks, execution, signed
 //!   endorsement.
 //! - [`channel`]: the channels a peer serves (MSPs, state, chaincode definitions).
@@ -42,6 +44,7 @@ pub mod gateway;
 pub mod handler;
 pub mod launchcerts;
 pub mod lifecycle;
+pub mod lifecycle_local;
 pub mod node;
 pub mod package;
 pub mod runtime;

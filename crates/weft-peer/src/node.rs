@@ -5,7 +5,8 @@
 //! and those of the channel file. Every joined channel gets a deliver client pulling its blocks
 //! from the orderers ([`crate::deliverclient`]). The peer's listener trusts, as client TLS
 //! roots, the configured `peer.tls.clientRootCAs.files` plus every channel's org TLS roots,
-//! replaced live when a channel is joined.
+//! replaced live when a channel is joined and when a committed config block changes a
+//! channel's orgs.
 //!
 //! Two listeners, as Fabric's peer has them:
 //! - `peer.listenAddress`: the Endorser service (later Gateway and Deliver), with `peer.tls.*`;
@@ -75,6 +76,12 @@ pub struct PeerNode {
     pub ledgers_dir: PathBuf,
     /// The Gateway service, when `peer.gateway.enabled`.
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// Where the operations service listens (`operations.listenAddress`; `None` when it is
+    /// empty). The bound port when the configured one was 0.
+    pub operations_address: Option<std::net::SocketAddr>,
+    /// The peer's metrics (exposed on `/metrics` when `metrics.provider` is prometheus).
+    pub metrics: Arc<weft_ops::peer::PeerMetrics>,
+    operations: Option<weft_ops::OpsServer>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<Result<(), String>>>,
 }
@@ -91,13 +98,35 @@ struct Shared {
     /// The peer's own MSP (from `peer.mspConfigPath`): who its admins are.
     local_msp: weft_msp::msp::MspManager,
     local_msp_id: String,
+    /// Installed packages, for `peer lifecycle chaincode install` over the network.
+    install_store: InstallStore,
+    /// Builds packages at install time (`None` in development mode: chaincode is started
+    /// by hand there, so the peer never builds).
+    builder: Option<Arc<ChaincodeRuntime>>,
 }
 
 /// The peer listener's TLS server and its configured client roots, for live root updates.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PeerTls {
     server: Option<Arc<TlsServer>>,
     configured_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+}
+
+/// Trust `tls`'s configured client roots plus every channel's org TLS roots.
+fn refresh_roots(tls: &PeerTls, channels: &Channels) {
+    let Some(server) = &tls.server else {
+        return;
+    };
+    let mut roots = tls.configured_roots.clone();
+    roots.extend(channel_tls_roots(channels));
+    if roots.is_empty() {
+        return;
+    }
+    if let Err(e) = server.set_client_trust(Trust::Roots(roots)) {
+        tracing::warn!(
+            "cannot update the trusted client TLS roots ({e}); restart the peer to trust the new channel's orgs"
+        );
+    }
 }
 
 /// The name of the marker file that makes a channel's ledger directory a joined channel.
@@ -230,30 +259,39 @@ impl Shared {
 
     /// Trust the configured client roots plus every channel's org TLS roots.
     pub fn refresh_client_roots(&self) {
-        let Some(server) = &self.tls.server else {
-            return;
-        };
-        let mut roots = self.tls.configured_roots.clone();
-        roots.extend(channel_tls_roots(&self.channels));
-        if roots.is_empty() {
-            return;
-        }
-        if let Err(e) = server.set_client_trust(Trust::Roots(roots)) {
-            tracing::warn!(
-                "cannot update the trusted client TLS roots ({e}); restart the peer to trust the new channel's orgs"
-            );
-        }
+        refresh_roots(&self.tls, &self.channels);
     }
 
+    /// Pull the channel's blocks, and follow its config: each committed config block
+    /// refreshes the trusted client roots (an org added by a config update is trusted).
     fn start_deliver(&self, channel: Arc<Channel>) {
+        let mut changes = channel.config_changes();
         let task = tokio::spawn(crate::deliverclient::run(
             channel,
             self.deliver.clone(),
             self.stop.subscribe(),
         ));
+        let (tls, channels, mut stop) = (
+            self.tls.clone(),
+            self.channels.clone(),
+            self.stop.subscribe(),
+        );
+        let watcher = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        refresh_roots(&tls, &channels);
+                    }
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        });
         match self.deliver_tasks.lock() {
-            Ok(mut t) => t.push(task),
-            Err(p) => p.into_inner().push(task),
+            Ok(mut t) => t.extend([task, watcher]),
+            Err(p) => p.into_inner().extend([task, watcher]),
         }
     }
 }
@@ -277,6 +315,16 @@ impl crate::endorser::PeerAdmin for Shared {
             ));
         }
         Ok(())
+    }
+
+    fn install_store(&self) -> Option<&InstallStore> {
+        Some(&self.install_store)
+    }
+
+    fn package_builder(&self) -> Option<&dyn crate::lifecycle_local::PackageBuilder> {
+        self.builder
+            .as_deref()
+            .map(|r| r as &dyn crate::lifecycle_local::PackageBuilder)
     }
 
     fn join_channel(
@@ -415,6 +463,107 @@ fn write_dev_credentials(
     Ok(dir)
 }
 
+/// Register the scrape-time families and health checks, and start the operations listener
+/// (`operations.*`, `metrics.provider`); `None` when `operations.listenAddress` is empty.
+async fn start_operations(
+    cfg: &CoreConfig,
+    metrics: &Arc<weft_ops::peer::PeerMetrics>,
+    channels: &Arc<Channels>,
+    authority: &Arc<LaunchAuthority>,
+) -> Result<Option<weft_ops::OpsServer>, StartError> {
+    let registry = &metrics.registry;
+    let chs = channels.clone();
+    registry.gauge_fn(
+        "ledger_blockchain_height",
+        "Height of the chain in blocks.",
+        &["channel"],
+        move || {
+            chs.ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let h = chs.get(&id)?.blocks().height();
+                    Some((vec![id], h as f64))
+                })
+                .collect()
+        },
+    );
+    let auth = authority.clone();
+    registry.counter_fn(
+        "chaincode_registrations_refused_total",
+        "Chaincode registrations refused on the chaincode listener, by reason.",
+        &["reason"],
+        move || {
+            let (refused, _) = auth.counters();
+            refused
+                .into_iter()
+                .map(|(reason, n)| (vec![reason.to_owned()], n as f64))
+                .collect()
+        },
+    );
+    let auth = authority.clone();
+    registry.counter_fn(
+        "chaincode_registrations_admitted_total",
+        "Chaincode registrations admitted with a launch certificate.",
+        &[],
+        move || vec![(vec![], auth.counters().1 as f64)],
+    );
+    metrics.include_ledger();
+
+    let listen = cfg.operations.listen_address.trim();
+    if listen.is_empty() {
+        tracing::info!("operations.listenAddress is empty: the operations service (/healthz, /metrics, /logspec) is not started");
+        return Ok(None);
+    }
+    let health = Arc::new(weft_ops::Health::new());
+    let chs = channels.clone();
+    health.register(weft_ops::check_fn("ledger", move || {
+        let empty: Vec<String> = chs
+            .ids()
+            .into_iter()
+            .filter(|id| chs.get(id).is_some_and(|c| c.blocks().height() == 0))
+            .collect();
+        if empty.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "channels without a genesis block: {}",
+                empty.join(", ")
+            ))
+        }
+    }));
+    let provider = weft_ops::provider(&cfg.metrics.provider, "metrics.provider")
+        .map_err(|e| err(e.to_string()))?;
+    let tls = match cfg.operations_tls() {
+        Some(t) => Some(Arc::new(
+            t.server(listen, Some(metrics.tls_observer("operations")))
+                .map_err(|e| err(e.to_string()))?,
+        )),
+        None => {
+            if !is_loopback(listen) {
+                tracing::warn!(address = listen, "operations.tls.enabled is false: /metrics and /logspec are served WITHOUT TLS to every host that can reach {listen} (CORE_OPERATIONS_TLS_ENABLED)");
+            }
+            None
+        }
+    };
+    let mut ops = weft_ops::Ops::new(registry.clone(), health);
+    ops.metrics_enabled = provider == weft_ops::Provider::Prometheus;
+    ops.tls = tls.is_some();
+    ops.client_roots_setting = weft_ops::TlsKeys::peer().client_root_cas;
+    let server = weft_ops::OpsServer::start(listen, "operations.listenAddress", tls, Arc::new(ops))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Some(server))
+}
+
+/// Whether `addr` (`host:port`) names a loopback host.
+fn is_loopback(addr: &str) -> bool {
+    let host = host_of(addr);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':')
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
@@ -425,6 +574,7 @@ fn peer_tls(
     cfg: &CoreConfig,
     channels: &Channels,
     endpoint: &str,
+    observer: Arc<dyn weft_tls::HandshakeObserver>,
 ) -> Result<(Security, PeerTls), StartError> {
     let tls = &cfg.peer.tls;
     if !tls.enabled {
@@ -478,7 +628,8 @@ fn peer_tls(
     let server = TlsServer::new(&identity, auth, Profile::Fabric)
         .map_err(|e| err(e.to_string()))?
         .with_settings(Settings::peer())
-        .with_endpoint(endpoint.to_owned());
+        .with_endpoint(endpoint.to_owned())
+        .with_observer(observer);
     let server = Arc::new(server);
     Ok((
         Security::Tls(server.clone()),
@@ -615,7 +766,7 @@ impl PeerNode {
             channels.clone(),
             registry.clone(),
             authority.clone(),
-            store,
+            store.clone(),
             builders,
         );
         let limits = QueryLimits {
@@ -629,6 +780,11 @@ impl PeerNode {
             identity.clone(),
             limits,
         ));
+        let metrics = Arc::new(weft_ops::peer::PeerMetrics::new(Arc::new(
+            weft_ops::Registry::new(),
+        )));
+        endorser.set_metrics(metrics.clone());
+        runtime.set_metrics(metrics.clone());
 
         // The peer's own listener.
         let peer_listener = TcpListener::bind(&cfg.peer.listen_address)
@@ -647,7 +803,12 @@ impl PeerNode {
                 "peer.listenAddress and peer.chaincodeListenAddress must differ",
             ));
         }
-        let (security, tls) = peer_tls(cfg, &channels, &peer_local.to_string())?;
+        let (security, tls) = peer_tls(
+            cfg,
+            &channels,
+            &peer_local.to_string(),
+            metrics.tls_observer("peer"),
+        )?;
 
         let (stop, _) = watch::channel(false);
         let stopped = |stop: &watch::Sender<bool>| {
@@ -663,7 +824,8 @@ impl PeerNode {
         };
         let service = ChaincodeSupportService::new(authority.clone(), registry, dev_mode)
             .with_invoker(runtime.invoker())
-            .with_keepalive(keepalive);
+            .with_keepalive(keepalive)
+            .with_tls_observer(metrics.tls_observer("chaincode"));
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(chaincode_service::serve(
             cc_listener,
@@ -707,6 +869,9 @@ impl PeerNode {
             tracing::info!("peer.gateway.enabled is false: the Gateway service is not served");
             None
         };
+        if let Some(g) = &gateway {
+            g.set_metrics(metrics.clone());
+        }
         let gateway_service = gateway.clone().map(|g| g.into_service());
         let peer_shutdown = stopped(&stop);
         tasks.push(tokio::spawn(async move {
@@ -735,6 +900,8 @@ impl PeerNode {
             stop,
             local_msp: weft_msp::msp::MspManager::new([local_msp]),
             local_msp_id: cfg.peer.local_msp_id.clone(),
+            install_store: store,
+            builder: (!dev_mode).then(|| runtime.clone()),
         });
         tracing::info!(
             peer = %peer_local,
@@ -747,6 +914,7 @@ impl PeerNode {
             "peer started"
         );
         endorser.set_peer_admin(shared.clone());
+        let operations = start_operations(cfg, &metrics, &channels, &authority).await?;
         let node = PeerNode {
             peer_address: peer_local,
             chaincode_address: cc_local,
@@ -759,6 +927,9 @@ impl PeerNode {
             dev_dir,
             ledgers_dir,
             gateway,
+            operations_address: operations.as_ref().map(|o| o.address()),
+            metrics,
+            operations,
             shared,
             tasks,
         };
@@ -813,6 +984,9 @@ impl PeerNode {
 
     /// Stop listening, stop launched chaincode, and wait for the servers to finish.
     pub async fn shutdown(self) {
+        if let Some(ops) = self.operations {
+            ops.shutdown().await;
+        }
         self.shared.stop.send_replace(true);
         let deliver = match self.shared.deliver_tasks.lock() {
             Ok(mut t) => std::mem::take(&mut *t),

@@ -61,6 +61,8 @@ pub struct ChaincodeRuntime {
     starting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     processes: Mutex<HashMap<String, RunningChaincode>>,
     me: Weak<ChaincodeRuntime>,
+    /// The operations metrics (set once at node start).
+    metrics: std::sync::OnceLock<Arc<weft_ops::peer::PeerMetrics>>,
 }
 
 /// The [`Invoker`] of chaincode-to-chaincode calls: the runtime, weakly held.
@@ -110,7 +112,13 @@ impl ChaincodeRuntime {
             starting: Mutex::new(HashMap::new()),
             processes: Mutex::new(HashMap::new()),
             me: me.clone(),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Count launches in `metrics` (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<weft_ops::peer::PeerMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The invoker to give the chaincode service.
@@ -179,11 +187,23 @@ impl ChaincodeRuntime {
         if let Some(s) = self.registry.get(package_id) {
             return Ok(s);
         }
-        let build = self.build(package_id).await?;
-        match &build.connection {
-            Some(conn) => self.dial(package_id, conn).await,
-            None => self.launch(&build).await,
+        let started = std::time::Instant::now();
+        let result = match self.build(package_id).await {
+            Ok(build) => match &build.connection {
+                Some(conn) => self.dial(package_id, conn).await,
+                None => self.launch(&build).await,
+            },
+            Err(e) => Err(e),
+        };
+        if let Some(m) = self.metrics.get() {
+            m.launch_duration
+                .with(&[package_id, weft_ops::peer::flag(result.is_ok())])
+                .observe_duration(started.elapsed());
+            if result.is_err() {
+                m.launch_failures.with(&[package_id]).inc();
+            }
         }
+        result
     }
 
     /// Build `package_id` (or reuse its build), and for chaincode as a service check that the

@@ -122,7 +122,8 @@ impl TestPeer {
              chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  \
              localMspId: {msp_id}\n  tls:\n    enabled: true\n    clientAuthRequired: true\n    \
              cert: {{ file: {tls}/server.crt }}\n    key: {{ file: {tls}/server.key }}\n    \
-             rootcert: {{ file: {tls}/ca.crt }}\n{client_roots}chaincode:\n  executetimeout: {timeout}\n  \
+             rootcert: {{ file: {tls}/ca.crt }}\n{client_roots}operations:\n  listenAddress: 127.0.0.1:0\n\
+             chaincode:\n  executetimeout: {timeout}\n  \
              startuptimeout: 60s\n  externalBuilders:\n{builders}{extra}\n",
             fs = dir.join(fs_name).display(),
             msp = peer.join("msp").display(),

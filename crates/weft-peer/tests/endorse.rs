@@ -925,3 +925,362 @@ async fn mutated_proposals_are_refused_not_fatal() {
     assert_eq!(endorsed, 0);
     net.stop().await;
 }
+
+/// `GET /metrics` on the peer's operations listener (plain HTTP in the test peer).
+async fn scrape(node: &PeerNode) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = node
+        .operations_address
+        .expect("the operations service is on");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    out
+}
+
+/// The value of the sample `line_start` (name and labels) in a scrape, if present.
+fn sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_metrics_count_endorsements_and_refusals() {
+    let net = Net::start().await;
+    let node = net.node();
+    let before = scrape(node).await;
+    assert_eq!(
+        sample(&before, "endorser_proposals_received"),
+        Some(0.0),
+        "{before}"
+    );
+
+    // One endorsement, and one proposal refused before any chaincode runs.
+    let (_id, _server) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let user = net.m().user();
+    let (good, _) = signed_proposal(&user, CHANNEL, "probe", &[b"get", b"a"], &[]).unwrap();
+    assert_eq!(status(&net.endorse(&good).await).0, 200);
+    let forged = SignedProposal {
+        proposal_bytes: good.proposal_bytes.clone(),
+        signature: net
+            .m()
+            .org2_user()
+            .sign(&good.proposal_bytes)
+            .unwrap()
+            .into(),
+    };
+    assert_eq!(status(&net.endorse(&forged).await).0, 500);
+
+    // Attack: chaincode registering with a launch certificate issued for another package.
+    let creds = node.authority.issue("other:ffff").unwrap();
+    let launched = weft_shim::start_with(
+        weft_shim::contract::Contract::new("t"),
+        weft_shim::LaunchConfig {
+            chaincode_id: "asset:0a1b".into(),
+            peer_address: node.chaincode_advertised.clone(),
+            tls: Some(weft_shim::LaunchTls {
+                root_pem: creds.root_pem.clone().into_bytes(),
+                client_cert_pem: creds.cert_pem.clone().into_bytes(),
+                client_key_pem: creds.key_pem.clone().into_bytes(),
+                server_name_override: None,
+            }),
+            mspid: Some("Org1MSP".into()),
+        },
+    );
+    let e = tokio::time::timeout(Duration::from_secs(10), launched)
+        .await
+        .expect("the refusal comes promptly")
+        .expect_err("the registration must be refused");
+    assert!(e.to_string().contains("issued for other:ffff"), "{e}");
+
+    // Attack: plaintext spoken to the peer's TLS port.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut tcp = tokio::net::TcpStream::connect(node.peer_address)
+            .await
+            .unwrap();
+        let _ = tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let _ = tcp.shutdown().await;
+    }
+
+    let tls_line =
+        "tls_handshake_failures_total{listener=\"peer\",reason=\"plaintext_to_tls_port\"}";
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(node).await;
+        if sample(&text, tls_line).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sample(&text, "endorser_proposals_received"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "endorser_successful_proposals"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "endorser_proposal_validation_failures"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("endorser_proposal_duration_count{{channel=\"{CHANNEL}\",chaincode=\"probe\",success=\"true\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "chaincode_registrations_refused_total{reason=\"wrong_package\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, tls_line), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("ledger_blockchain_height{{channel=\"{CHANNEL}\"}}")
+        ),
+        Some(node.channels.get(CHANNEL).unwrap().blocks().height() as f64),
+        "{text}"
+    );
+    net.stop().await;
+}
+
+/// A tar.gz of (name, bytes) members written with raw header bytes, so names like `../x`
+/// that the `tar` crate's safe setters refuse can be produced.
+fn raw_tgz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut header = tar::Header::new_gnu();
+        {
+            let bytes = header.as_mut_bytes();
+            bytes[..100].fill(0);
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+        }
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A channel-less `_lifecycle` call, as `peer lifecycle chaincode install` sends it.
+fn local_call(signer: &SigningIdentity, function: &str, arg: &[u8]) -> SignedProposal {
+    signed_proposal(signer, "", "_lifecycle", &[function.as_bytes(), arg], &[])
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_and_installed_packages_through_proposals_for_admins_only() {
+    use weft_peer::package::{code_archive_from_directory, ChaincodePackage};
+    use weft_proto::lifecycle::{
+        GetInstalledChaincodePackageArgs, GetInstalledChaincodePackageResult, InstallChaincodeArgs,
+        InstallChaincodeResult, QueryInstalledChaincodesResult,
+    };
+    let net = Net::start().await;
+    let peer = net.peer();
+    let admin = SigningIdentity::from_local_msp_dir(
+        &peer.org("org1").join("users/Admin@org1.example.com/msp"),
+        "Org1MSP",
+    )
+    .unwrap();
+    let org2_admin = SigningIdentity::from_local_msp_dir(
+        &peer.org("org2").join("users/Admin@org2.example.com/msp"),
+        "Org2MSP",
+    )
+    .unwrap();
+    let user = net.m().user();
+    let src = peer.dir.join("src-local");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("connection.json"),
+        r#"{"address":"127.0.0.1:1","dial_timeout":"1s","tls_required":false}"#,
+    )
+    .unwrap();
+    let code = code_archive_from_directory(&src, "ccaas").unwrap();
+    let pkg = ChaincodePackage::build("local_1.0", "ccaas", "", &code).unwrap();
+    let expected_id = ChaincodePackage::parse(&pkg)
+        .unwrap()
+        .package_id()
+        .to_string();
+    let install_arg = |bytes: &[u8]| {
+        InstallChaincodeArgs {
+            chaincode_install_package: bytes.to_vec().into(),
+        }
+        .encode_to_vec()
+    };
+    let query_all = |signer: &SigningIdentity| local_call(signer, "QueryInstalledChaincodes", &[]);
+
+    // A client of the peer's org may not install, nor list what is installed; nor may
+    // another org's admin. Each refusal says whose admin is needed and who signed.
+    let r = net
+        .endorse(&local_call(&user, "InstallChaincode", &install_arg(&pkg)))
+        .await;
+    let (code_, msg, _) = status(&r);
+    assert_eq!(code_, 500, "{msg}");
+    for part in [
+        "access denied for _lifecycle InstallChaincode",
+        "User1@org1.example.com",
+        "not an admin",
+        "admin of the peer's organization",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    let (code_, msg, _) = status(&net.endorse(&query_all(&user)).await);
+    assert_eq!(code_, 500);
+    assert!(msg.contains("not an admin"), "{msg}");
+    let (code_, msg, _) = status(
+        &net.endorse(&local_call(
+            &org2_admin,
+            "InstallChaincode",
+            &install_arg(&pkg),
+        ))
+        .await,
+    );
+    assert_eq!(code_, 500);
+    assert!(msg.contains("Org1MSP"), "{msg}");
+    let store = weft_peer::package::InstallStore::open(&peer.fs_path).unwrap();
+    assert!(
+        store.query_installed().unwrap().is_empty(),
+        "nothing installed by the refused calls"
+    );
+
+    // The org's admin installs: the package is stored and built (the ccaas builder), and the
+    // answer is unendorsed (no channel, nothing simulated).
+    let r = net
+        .endorse(&local_call(&admin, "InstallChaincode", &install_arg(&pkg)))
+        .await;
+    let (code_, msg, payload) = status(&r);
+    assert_eq!(code_, 200, "{msg}");
+    assert!(r.endorsement.is_none());
+    let installed = InstallChaincodeResult::decode(payload).unwrap();
+    assert_eq!(installed.package_id, expected_id);
+    assert_eq!(installed.label, "local_1.0");
+    // Installing it again is refused, as in Fabric.
+    let (code_, msg, _) = status(
+        &net.endorse(&local_call(&admin, "InstallChaincode", &install_arg(&pkg)))
+            .await,
+    );
+    assert_eq!(code_, 500);
+    assert!(msg.contains("already successfully installed"), "{msg}");
+
+    let (code_, msg, payload) = status(&net.endorse(&query_all(&admin)).await);
+    assert_eq!(code_, 200, "{msg}");
+    let all = QueryInstalledChaincodesResult::decode(payload).unwrap();
+    assert_eq!(all.installed_chaincodes.len(), 1, "{all:?}");
+    assert_eq!(all.installed_chaincodes[0].package_id, expected_id);
+    assert_eq!(all.installed_chaincodes[0].label, "local_1.0");
+
+    let get = |id: &str| {
+        local_call(
+            &admin,
+            "GetInstalledChaincodePackage",
+            &GetInstalledChaincodePackageArgs {
+                package_id: id.to_owned(),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let (code_, msg, payload) = status(&net.endorse(&get(&expected_id)).await);
+    assert_eq!(code_, 200, "{msg}");
+    assert_eq!(
+        GetInstalledChaincodePackageResult::decode(payload)
+            .unwrap()
+            .chaincode_install_package,
+        pkg
+    );
+    let unknown = format!("nothere_1.0:{}", "a".repeat(64));
+    let (code_, msg, _) = status(&net.endorse(&get(&unknown)).await);
+    assert_eq!(code_, 404, "{msg}");
+    assert!(
+        msg.contains(&format!("'{unknown}' not found")) && msg.contains("queryinstalled"),
+        "{msg}"
+    );
+    let (code_, msg, _) = status(&net.endorse(&get("../../etc/passwd")).await);
+    assert_eq!(code_, 500, "{msg}");
+    assert!(msg.contains("../../etc/passwd"), "{msg}");
+
+    // Attack: a package whose code.tar.gz escapes the build directory is refused over the
+    // proposal path, naming the entry, and nothing is installed.
+    let evil_code = raw_tgz(&[("../../escape.txt", b"x")]);
+    let evil = raw_tgz(&[
+        (
+            "metadata.json",
+            br#"{"path":"","type":"ccaas","label":"evil_1"}"#,
+        ),
+        ("code.tar.gz", &evil_code),
+    ]);
+    let (code_, msg, _) = status(
+        &net.endorse(&local_call(&admin, "InstallChaincode", &install_arg(&evil)))
+            .await,
+    );
+    assert_eq!(code_, 500, "{msg}");
+    assert!(
+        msg.contains("../../escape.txt") && msg.contains("code.tar.gz"),
+        "{msg}"
+    );
+    assert!(!peer.dir.join("escape.txt").exists());
+
+    // A package no builder accepts (no Go builder here) is refused and not left installed.
+    let go_code = raw_tgz(&[("src/main.go", b"package main\n")]);
+    let go = ChaincodePackage::build("gocc_1.0", "golang", "", &go_code).unwrap();
+    let (code_, msg, _) = status(
+        &net.endorse(&local_call(&admin, "InstallChaincode", &install_arg(&go)))
+            .await,
+    );
+    assert_eq!(code_, 500, "{msg}");
+    assert!(msg.contains("could not build chaincode"), "{msg}");
+    let (_, _, payload) = status(&net.endorse(&query_all(&admin)).await);
+    let all = QueryInstalledChaincodesResult::decode(payload).unwrap();
+    assert_eq!(all.installed_chaincodes.len(), 1, "{all:?}");
+
+    // Only the peer-local functions are served without a channel, and only for _lifecycle.
+    let (code_, msg, _) = status(
+        &net.endorse(&local_call(&admin, "CommitChaincodeDefinition", &[]))
+            .await,
+    );
+    assert_eq!(code_, 500);
+    assert!(msg.contains("needs a channel"), "{msg}");
+    let (other, _) = signed_proposal(&admin, "", "probe", &[b"get", b"a"], &[]).unwrap();
+    let (code_, msg, _) = status(&net.endorse(&other).await);
+    assert_eq!(code_, 500);
+    assert!(msg.contains("names no channel"), "{msg}");
+    // Through a channel, the local functions say how to call them.
+    let (on_channel, _) = signed_proposal(
+        &admin,
+        CHANNEL,
+        "_lifecycle",
+        &[b"QueryInstalledChaincodes", b""],
+        &[],
+    )
+    .unwrap();
+    let (code_, msg, _) = status(&net.endorse(&on_channel).await);
+    assert_eq!(code_, 500);
+    assert!(msg.contains("without a channel"), "{msg}");
+    net.stop().await;
+}

@@ -38,7 +38,7 @@ pub use error::ConfigError;
 pub use identity::Identity;
 pub use info::HandshakeInfo;
 pub use profile::Profile;
-pub use server::{ClientAuth, ServerAccepted, TlsServer};
+pub use server::{ClientAuth, HandshakeObserver, ServerAccepted, TlsServer};
 pub use settings::Settings;
 pub use trust::{PinSet, Trust};
 pub use verify::PinMismatch;

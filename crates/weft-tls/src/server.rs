@@ -32,6 +32,13 @@ pub enum ClientAuth {
     Require(Trust),
 }
 
+/// Told about every handshake a [`TlsServer`] refuses or loses, after it is logged: the
+/// operations service counts them by listener and [`HandshakeError::code`]. Keeps this crate
+/// free of any metrics library.
+pub trait HandshakeObserver: Send + Sync + std::fmt::Debug {
+    fn handshake_failed(&self, error: &HandshakeError);
+}
+
 /// A TLS server endpoint.
 #[derive(Debug)]
 pub struct TlsServer {
@@ -45,6 +52,8 @@ pub struct TlsServer {
     handshake_timeout: Duration,
     /// ALPN protocols offered, in preference order (gRPC servers: `h2` only).
     alpn: Vec<Vec<u8>>,
+    /// Told about failed handshakes (see [`TlsServer::with_observer`]).
+    observer: Option<Arc<dyn HandshakeObserver>>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +103,7 @@ impl TlsServer {
             endpoint: "this server".to_owned(),
             handshake_timeout: Duration::from_secs(10),
             alpn: vec![ALPN_H2.to_vec()],
+            observer: None,
         })
     }
 
@@ -113,6 +123,12 @@ impl TlsServer {
     /// API that HTTP/1.1 clients use too. A client that offers none of them is refused.
     pub fn with_alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
         self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
+        self
+    }
+
+    /// Tell `observer` about every failed handshake (after logging it).
+    pub fn with_observer(mut self, observer: Arc<dyn HandshakeObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -198,6 +214,9 @@ impl TlsServer {
                 reason = e.code(),
                 "{e}"
             );
+            if let Some(observer) = &self.observer {
+                observer.handshake_failed(e);
+            }
         }
         result
     }
