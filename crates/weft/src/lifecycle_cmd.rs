@@ -1,26 +1,44 @@
 //! `weft peer lifecycle chaincode`: package, install, queryinstalled, getinstalledpackage and
 //! calculatepackageid, with Fabric's flags and output.
 //!
-//! For now `install`, `queryinstalled` and `getinstalledpackage` act directly on the peer's
-//! file system path (`peer.fileSystemPath`, `CORE_PEER_FILESYSTEMPATH`), so they run on the
-//! peer's host as the peer's user; going through the peer's admin gRPC service comes later.
+//! `install`, `queryinstalled` and `getinstalledpackage` go to the peer as Fabric's CLI sends
+//! them: a proposal to `_lifecycle` with no channel, signed by an admin of the peer's
+//! organization (`CORE_PEER_MSPCONFIGPATH`, `CORE_PEER_LOCALMSPID`), over TLS to
+//! `--peerAddresses` / `CORE_PEER_ADDRESS` (`--tlsRootCertFiles` /
+//! `CORE_PEER_TLS_ROOTCERT_FILE`, client certificate from `CORE_PEER_TLS_CLIENTCERT_FILE` /
+//! `_CLIENTKEY_FILE`). With `--peer-fs-path` (or, when no peer address is given,
+//! `CORE_PEER_FILESYSTEMPATH`) they act directly on the peer's file system path instead, which
+//! works with the peer stopped, on the peer's host as the peer's user.
 
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::lifecycle_tx::{self, DefinitionFlags, OrdererFlags, Output, PeerFlags};
+use crate::lifecycle_tx::{
+    self, connect, peer_client_identity, DefinitionFlags, OrdererFlags, Output, PeerFlags,
+};
+use prost::Message;
+use weft_msp::msp::SigningIdentity;
 use weft_peer::package::{
     installed_chaincodes_json, package_directory, write_file_atomically, ChaincodePackage,
     InstallStore, Limits,
 };
+use weft_proto::lifecycle::{
+    GetInstalledChaincodePackageArgs, GetInstalledChaincodePackageResult, InstallChaincodeArgs,
+    InstallChaincodeResult, QueryInstalledChaincodesArgs, QueryInstalledChaincodesResult,
+};
+use weft_proto::protos::endorser_client::EndorserClient;
+
+type BoxError = Box<dyn std::error::Error>;
 
 /// Fabric's default `peer.fileSystemPath`.
 pub const DEFAULT_PEER_FS_PATH: &str = "/var/hyperledger/production";
 
-const DIRECT_NOTE: &str = "weft acts directly on the peer's file system path \
-    (peer.fileSystemPath, CORE_PEER_FILESYSTEMPATH): run it on the peer's host as the peer's \
-    user. Installing through the peer's admin gRPC service comes later.";
+const DIRECT_NOTE: &str = "The call goes to the peer (--peerAddresses or CORE_PEER_ADDRESS, \
+    --tlsRootCertFiles or CORE_PEER_TLS_ROOTCERT_FILE), signed by an admin of the peer's \
+    organization (CORE_PEER_MSPCONFIGPATH, CORE_PEER_LOCALMSPID). With --peer-fs-path (or \
+    CORE_PEER_FILESYSTEMPATH and no peer address) weft acts directly on the peer's file system \
+    path instead: run it on the peer's host as the peer's user; the peer may be stopped.";
 
 #[derive(Debug, Subcommand)]
 pub enum ChaincodeCommand {
@@ -48,21 +66,23 @@ pub enum ChaincodeCommand {
     /// Install a chaincode package on the peer.
     ///
     /// The package is checked in full first (format, label, every path and size in
-    /// code.tar.gz) and then stored as <peer-fs-path>/lifecycle/chaincodes/<label>.<hash>.tar.gz.
-    /// Installing the same package again is harmless and reported as already installed.
+    /// code.tar.gz) and then stored as <peer fileSystemPath>/lifecycle/chaincodes/<label>.<hash>.tar.gz.
+    /// Through the peer, it is then built (as Fabric does); a package that does not build is
+    /// not installed, and installing an installed package again is refused as in Fabric.
+    /// With --peer-fs-path, installing the same package again is reported and harmless.
     #[command(after_help = DIRECT_NOTE)]
     Install {
         /// The chaincode package file.
         #[arg(value_name = "PACKAGE_FILE")]
         package: PathBuf,
         #[command(flatten)]
-        peer: PeerFsPath,
+        peer: PeerTarget,
     },
     /// List the chaincode packages installed on the peer.
     #[command(after_help = DIRECT_NOTE)]
     Queryinstalled {
         #[command(flatten)]
-        peer: PeerFsPath,
+        peer: PeerTarget,
         /// Output format.
         #[arg(short = 'O', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -77,7 +97,7 @@ pub enum ChaincodeCommand {
         #[arg(long, value_name = "DIR", default_value = ".")]
         output_directory: PathBuf,
         #[command(flatten)]
-        peer: PeerFsPath,
+        peer: PeerTarget,
     },
     /// Approve a chaincode definition for your organization (a transaction: endorsed by your
     /// peer, ordered, committed).
@@ -151,18 +171,155 @@ pub enum ChaincodeCommand {
     },
 }
 
-/// Where the peer keeps its data.
+/// Which peer: over the network (Fabric's flags and environment), or its file system path.
 #[derive(Debug, Clone, clap::Args)]
-pub struct PeerFsPath {
-    /// The peer's file system path (Fabric's peer.fileSystemPath); installed packages live in
-    /// its lifecycle/chaincodes directory.
-    #[arg(
-        long = "peer-fs-path",
-        env = "CORE_PEER_FILESYSTEMPATH",
-        value_name = "DIR",
-        default_value = DEFAULT_PEER_FS_PATH
-    )]
-    pub path: PathBuf,
+pub struct PeerTarget {
+    /// The peer (host:port); defaults to CORE_PEER_ADDRESS. install may name several.
+    #[arg(long = "peerAddresses")]
+    pub peers: Vec<String>,
+    /// The TLS CA certificate of each --peerAddresses peer, in the same order; defaults to
+    /// CORE_PEER_TLS_ROOTCERT_FILE.
+    #[arg(long = "tlsRootCertFiles")]
+    pub tls_roots: Vec<PathBuf>,
+    /// Name expected in the peer's certificate, if not the host of the address.
+    #[arg(long = "servername", env = "CORE_PEER_TLS_SERVERHOSTOVERRIDE")]
+    pub server_name: Option<String>,
+    /// The admin's MSP directory (an admin of the peer's organization).
+    #[arg(long = "mspdir", env = "CORE_PEER_MSPCONFIGPATH")]
+    pub msp_dir: Option<PathBuf>,
+    /// The admin's MSP id.
+    #[arg(long = "mspid", env = "CORE_PEER_LOCALMSPID")]
+    pub msp_id: Option<String>,
+    /// Act on the peer's file system path (Fabric's peer.fileSystemPath) instead of calling
+    /// the peer: installed packages live in its lifecycle/chaincodes directory. Without a peer
+    /// address, CORE_PEER_FILESYSTEMPATH is used the same way.
+    #[arg(long = "peer-fs-path", value_name = "DIR")]
+    pub fs_path: Option<PathBuf>,
+}
+
+/// Where a call goes.
+enum Target {
+    /// The install store under a peer's file system path.
+    Fs(PathBuf),
+    /// Peers (address, TLS root), asked by the admin in the MSP directory.
+    Net {
+        peers: Vec<(String, PathBuf)>,
+        msp_dir: PathBuf,
+        msp_id: String,
+    },
+}
+
+impl PeerTarget {
+    fn resolve(&self) -> Result<Target, BoxError> {
+        if let Some(p) = &self.fs_path {
+            return Ok(Target::Fs(p.clone()));
+        }
+        let mut peers = self.peers.clone();
+        if peers.is_empty() {
+            match std::env::var("CORE_PEER_ADDRESS") {
+                Ok(a) if !a.is_empty() => peers.push(a),
+                _ => {
+                    if let Some(p) = std::env::var_os("CORE_PEER_FILESYSTEMPATH") {
+                        return Ok(Target::Fs(PathBuf::from(p)));
+                    }
+                    return Err(format!(
+                        "which peer? pass --peerAddresses (or set CORE_PEER_ADDRESS) to call \
+                         the peer, or --peer-fs-path (Fabric's default is {DEFAULT_PEER_FS_PATH}) \
+                         to act on its file system on the peer's host"
+                    )
+                    .into());
+                }
+            }
+        }
+        let mut roots = self.tls_roots.clone();
+        if roots.is_empty() {
+            if let Some(r) = std::env::var_os("CORE_PEER_TLS_ROOTCERT_FILE") {
+                roots.push(PathBuf::from(r));
+            }
+        }
+        if roots.len() != peers.len() {
+            return Err(format!(
+                "{} peer address(es) but {} TLS root file(s): give one --tlsRootCertFiles per \
+                 --peerAddresses, in the same order (or set CORE_PEER_TLS_ROOTCERT_FILE for \
+                 CORE_PEER_ADDRESS)",
+                peers.len(),
+                roots.len()
+            )
+            .into());
+        }
+        let msp_dir = self.msp_dir.clone().ok_or(
+            "no signing identity: set CORE_PEER_MSPCONFIGPATH (or --mspdir) to the msp \
+             directory of an admin of the peer's organization",
+        )?;
+        let msp_id = self
+            .msp_id
+            .clone()
+            .ok_or("no MSP id: set CORE_PEER_LOCALMSPID (or --mspid), e.g. Org1MSP")?;
+        Ok(Target::Net {
+            peers: peers.into_iter().zip(roots).collect(),
+            msp_dir,
+            msp_id,
+        })
+    }
+}
+
+/// Send one channel-less `_lifecycle` call to a peer; answers the response payload.
+/// `what` names the operation in errors, as Fabric's CLI does ("chaincode install").
+async fn call_peer(
+    address: &str,
+    root: &std::path::Path,
+    server_name: Option<&str>,
+    signer: &SigningIdentity,
+    function: &str,
+    arg: &[u8],
+    what: &str,
+) -> Result<bytes::Bytes, BoxError> {
+    let conn = connect(
+        address,
+        root,
+        "--tlsRootCertFiles (CORE_PEER_TLS_ROOTCERT_FILE)",
+        peer_client_identity()?,
+        server_name,
+    )
+    .await?;
+    let (proposal, _) = weft_peer::endorser::signed_proposal(
+        signer,
+        "",
+        weft_peer::lifecycle::LIFECYCLE,
+        &[function.as_bytes(), arg],
+        &[],
+    )?;
+    let resp = EndorserClient::new(conn.channel)
+        .max_decoding_message_size(weft_peer::endorser::MAX_PROPOSAL_BYTES)
+        .max_encoding_message_size(weft_peer::endorser::MAX_PROPOSAL_BYTES)
+        .process_proposal(proposal)
+        .await
+        .map_err(|s| {
+            format!(
+                "{what} failed: peer {address} refused the call: {}",
+                s.message()
+            )
+        })?
+        .into_inner();
+    let r = resp.response.unwrap_or_default();
+    if r.status != 200 {
+        return Err(format!(
+            "{what} failed with status: {} - {} (peer {address})",
+            r.status, r.message
+        )
+        .into());
+    }
+    Ok(r.payload)
+}
+
+fn load_signer(msp_dir: &std::path::Path, msp_id: &str) -> Result<SigningIdentity, BoxError> {
+    SigningIdentity::from_local_msp_dir(msp_dir, msp_id).map_err(|e| {
+        format!(
+            "CORE_PEER_MSPCONFIGPATH {} / CORE_PEER_LOCALMSPID {msp_id}: {e}",
+            msp_dir.display()
+        )
+        .into()
+    })
 }
 
 /// `--lang`: the chaincode type written to metadata.json.
@@ -249,7 +406,15 @@ pub fn run(cmd: ChaincodeCommand) -> Result<u8, Box<dyn std::error::Error>> {
         }
         ChaincodeCommand::Install { package, peer } => {
             let bytes = read_package_file(&package)?;
-            let store = InstallStore::open(&peer.path)?;
+            let path = match peer.resolve()? {
+                Target::Fs(path) => path,
+                Target::Net {
+                    peers,
+                    msp_dir,
+                    msp_id,
+                } => return install_remote(&peer, &peers, &msp_dir, &msp_id, &bytes),
+            };
+            let store = InstallStore::open(&path)?;
             let outcome = store.install(&bytes)?;
             let id = &outcome.chaincode.package_id;
             if outcome.already_installed {
@@ -259,19 +424,54 @@ pub fn run(cmd: ChaincodeCommand) -> Result<u8, Box<dyn std::error::Error>> {
             Ok(0)
         }
         ChaincodeCommand::Queryinstalled { peer, output } => {
-            let store = InstallStore::open(&peer.path)?;
-            let installed = store.query_installed()?;
-            match output {
-                OutputFormat::Json => println!("{}", installed_chaincodes_json(&installed)),
-                OutputFormat::Text => {
-                    println!("Installed chaincodes on peer:");
-                    for chaincode in &installed {
-                        println!(
-                            "Package ID: {}, Label: {}",
-                            chaincode.package_id, chaincode.label
-                        );
+            let installed = match peer.resolve()? {
+                Target::Fs(path) => {
+                    let installed = InstallStore::open(&path)?.query_installed()?;
+                    if output == OutputFormat::Json {
+                        println!("{}", installed_chaincodes_json(&installed));
+                        return Ok(0);
                     }
+                    installed
+                        .into_iter()
+                        .map(|c| (c.package_id, c.label))
+                        .collect::<Vec<_>>()
                 }
+                Target::Net {
+                    peers,
+                    msp_dir,
+                    msp_id,
+                } => {
+                    let (address, root) = peers.first().ok_or("no peer to ask")?;
+                    let signer = load_signer(&msp_dir, &msp_id)?;
+                    let payload = lifecycle_tx::runtime()?.block_on(call_peer(
+                        address,
+                        root,
+                        peer.server_name.as_deref(),
+                        &signer,
+                        "QueryInstalledChaincodes",
+                        &QueryInstalledChaincodesArgs {}.encode_to_vec(),
+                        "query",
+                    ))?;
+                    let result = QueryInstalledChaincodesResult::decode(payload).map_err(|e| {
+                        format!("the answer of peer {address} does not decode: {e}")
+                    })?;
+                    if output == OutputFormat::Json {
+                        println!(
+                            "{}",
+                            weft_peer::lifecycle_local::installed_chaincodes_result_json(&result)
+                        );
+                        return Ok(0);
+                    }
+                    result
+                        .installed_chaincodes
+                        .into_iter()
+                        .map(|c| (c.package_id, c.label))
+                        .collect()
+                }
+            };
+            println!("Installed chaincodes on peer:");
+            for (package_id, label) in &installed {
+                println!("Package ID: {package_id}, Label: {label}");
             }
             Ok(0)
         }
@@ -280,8 +480,41 @@ pub fn run(cmd: ChaincodeCommand) -> Result<u8, Box<dyn std::error::Error>> {
             output_directory,
             peer,
         } => {
-            let store = InstallStore::open(&peer.path)?;
-            let bytes = store.get(&package_id)?;
+            let bytes = match peer.resolve()? {
+                Target::Fs(path) => InstallStore::open(&path)?.get(&package_id)?,
+                Target::Net {
+                    peers,
+                    msp_dir,
+                    msp_id,
+                } => {
+                    let (address, root) = peers.first().ok_or("no peer to ask")?;
+                    let signer = load_signer(&msp_dir, &msp_id)?;
+                    let payload = lifecycle_tx::runtime()?.block_on(call_peer(
+                        address,
+                        root,
+                        peer.server_name.as_deref(),
+                        &signer,
+                        "GetInstalledChaincodePackage",
+                        &GetInstalledChaincodePackageArgs {
+                            package_id: package_id.clone(),
+                        }
+                        .encode_to_vec(),
+                        "get installed package",
+                    ))?;
+                    GetInstalledChaincodePackageResult::decode(payload)
+                        .map_err(|e| format!("the answer of peer {address} does not decode: {e}"))?
+                        .chaincode_install_package
+                        .to_vec()
+                }
+            };
+            // Whatever answered, the bytes must be the package the id names.
+            let got = ChaincodePackage::parse(&bytes)?.package_id().to_string();
+            if got != package_id {
+                return Err(format!(
+                    "the package received for {package_id} has package id {got}; not written"
+                )
+                .into());
+            }
             // Fabric names the file after the package id, colon included.
             std::fs::create_dir_all(&output_directory).map_err(|e| {
                 format!(
@@ -300,6 +533,38 @@ pub fn run(cmd: ChaincodeCommand) -> Result<u8, Box<dyn std::error::Error>> {
             Ok(0)
         }
     }
+}
+
+/// `install` through the peer(s): one proposal per peer, each answered with the package id.
+fn install_remote(
+    flags: &PeerTarget,
+    peers: &[(String, PathBuf)],
+    msp_dir: &std::path::Path,
+    msp_id: &str,
+    package: &[u8],
+) -> Result<u8, BoxError> {
+    let signer = load_signer(msp_dir, msp_id)?;
+    let arg = InstallChaincodeArgs {
+        chaincode_install_package: package.to_vec().into(),
+    }
+    .encode_to_vec();
+    let rt = lifecycle_tx::runtime()?;
+    for (address, root) in peers {
+        let payload = rt.block_on(call_peer(
+            address,
+            root,
+            flags.server_name.as_deref(),
+            &signer,
+            "InstallChaincode",
+            &arg,
+            "chaincode install",
+        ))?;
+        let result = InstallChaincodeResult::decode(payload)
+            .map_err(|e| format!("the answer of peer {address} does not decode: {e}"))?;
+        eprintln!("Installed remotely on {address} (label {})", result.label);
+        println!("Chaincode code package identifier: {}", result.package_id);
+    }
+    Ok(0)
 }
 
 /// Reads a package file, refusing files over the package size limit before reading them.
