@@ -210,7 +210,7 @@ pub async fn submit(
         .map_err(|e| err(format!("cannot make the proposal: {e}")))?;
     let envelope = endorse_and_assemble(peers, signer, &proposal).await?;
     broadcast(orderer, envelope).await?;
-    tracing::info!(tx_id, orderer = %orderer.address, "transaction accepted by the orderer");
+    tracing::debug!(tx_id, orderer = %orderer.address, "transaction accepted by the orderer");
     let block = match (wait, peers.first()) {
         (Some(timeout), Some(peer)) => {
             Some(wait_committed(peer, signer, channel, &tx_id, timeout).await?)
