@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod chaincode_cmd;
 mod channel_cmd;
 mod configtx_cmd;
+mod configupdate_cmd;
 mod crypto_cmd;
 mod doctor_cmd;
 mod gateway_cmd;
@@ -16,6 +18,7 @@ mod lifecycle_tx;
 mod node_cmd;
 mod orderer_cmd;
 mod osnadmin_cmd;
+mod up;
 
 /// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.
 #[derive(Debug, Parser)]
@@ -58,6 +61,15 @@ enum Command {
     /// Orderer channel participation (Fabric's `osnadmin` command).
     #[command(subcommand)]
     Osnadmin(osnadmin_cmd::OsnadminCommand),
+    /// Bring up a whole secured network on this machine: an orderer and two orgs' peers as
+    /// processes, joined to a channel, the asset-transfer chaincode deployed both ways
+    /// (launched by the peers, and as a chaincode server), a transaction committed.
+    Up(up::UpArgs),
+    /// Stop the processes of a network started with `weft up --detach` (state is kept).
+    Down(up::DownArgs),
+    /// Drive a peer's Gateway (a `weft up` network by default, or any Fabric peer) with N
+    /// concurrent clients; report throughput, latency, errors and the nodes' memory.
+    Bench(Box<bench_cmd::BenchArgs>),
 }
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -104,15 +116,9 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
-        eprintln!("warning: ignoring log filter '{}': {e}", cli.log);
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // stderr, ANSI only on a terminal; the filter can be changed at run time through the
+    // operations service's /logspec.
+    weft_ops::logging::init(&cli.log);
 
     let result = match cli.command {
         Command::Configtx(cmd) => configtx_cmd::run(cmd),
@@ -122,6 +128,9 @@ fn main() -> ExitCode {
         Command::Chaincode(cmd) => gateway_cmd::run(cmd),
         Command::Orderer(cmd) => orderer_cmd::run(cmd),
         Command::Osnadmin(cmd) => osnadmin_cmd::run(cmd),
+        Command::Up(args) => up::up(args),
+        Command::Down(args) => up::down(args),
+        Command::Bench(args) => bench_cmd::run(*args),
         Command::Peer(PeerCommand::Lifecycle(LifecycleCommand::Chaincode(cmd))) => {
             lifecycle_cmd::run(cmd)
         }

@@ -457,7 +457,8 @@ fn peer_node_start_serves_and_stops_on_sigterm() {
             "peer:\n  id: peer0.org1.example.com\n  listenAddress: 127.0.0.1:0\n  address: 127.0.0.1:7051\n  \
              chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  localMspId: Org1MSP\n  \
              tls:\n    enabled: true\n    clientAuthRequired: true\n    cert: {{ file: {tls}/server.crt }}\n    \
-             key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n",
+             key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n\
+             operations:\n  listenAddress: 127.0.0.1:0\n",
             fs = dir.join("peerdata").display(),
             msp = peer.join("msp").display(),
             tls = peer.join("tls").display(),
@@ -963,7 +964,8 @@ impl HandNet {
                  FileLedger:\n  Location: {d}/orderer/ledger\nConsensus:\n  WALDir: {d}/orderer/wal\n\
                  Admin:\n  ListenAddress: 127.0.0.1:{admin_port}\n  TLS:\n    Enabled: true\n    \
                  PrivateKey: {tls}/server.key\n    Certificate: {tls}/server.crt\n    ClientAuthRequired: true\n    \
-                 ClientRootCAs: [{ca}]\nChannelParticipation:\n  Enabled: true\n",
+                 ClientRootCAs: [{ca}]\nChannelParticipation:\n  Enabled: true\n\
+                 Operations:\n  ListenAddress: 127.0.0.1:0\n",
                 tls = ord.join("tls").display(),
                 ca = ord_tlsca.display(),
                 msp = ord.join("msp").display(),
@@ -1011,7 +1013,8 @@ impl HandNet {
                      chaincodeListenAddress: 127.0.0.1:0\n  fileSystemPath: {fs}\n  mspConfigPath: {msp}\n  localMspId: {msp_id}\n  \
                      tls:\n    enabled: true\n    clientAuthRequired: true\n    cert: {{ file: {tls}/server.crt }}\n    \
                      key: {{ file: {tls}/server.key }}\n    rootcert: {{ file: {tls}/ca.crt }}\n    \
-                     clientRootCAs: {{ files: [ {tls}/ca.crt ] }}\nchaincode:\n  externalBuilders:\n    \
+                     clientRootCAs: {{ files: [ {tls}/ca.crt ] }}\noperations:\n  listenAddress: 127.0.0.1:0\n\
+                     chaincode:\n  externalBuilders:\n    \
                      - {{ name: ccaas, path: {builders}/ccaas }}\n",
                     builders = Path::new(env!("CARGO_MANIFEST_DIR"))
                         .join("../../builders")
@@ -1161,18 +1164,27 @@ fn network_by_hand_channel_join_and_lifecycle() {
         s(&pkg),
     ]);
     let package_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    // Installed over the network, as each org's admin (Fabric's environment).
     for i in 0..2 {
-        let fs = hn.peer_fs(i);
-        let out = run(&[
-            "peer",
-            "lifecycle",
-            "chaincode",
-            "install",
-            s(&pkg),
-            "--peer-fs-path",
-            s(&fs),
-        ]);
+        let out = hn.as_admin(i, &["peer", "lifecycle", "chaincode", "install", s(&pkg)]);
+        assert!(
+            out.status.success(),
+            "install {i}: {}\n{}",
+            text(&out),
+            hn.logs()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("Chaincode code package identifier: {package_id}"),
+            "{}",
+            text(&out)
+        );
+        let out = hn.as_admin(i, &["peer", "lifecycle", "chaincode", "queryinstalled"]);
         assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("Installed chaincodes on peer:\nPackage ID: {package_id}, Label: basic_1.0\n")
+        );
     }
     let orderer_flags = hn.orderer_flags();
     let def = [
@@ -1288,6 +1300,34 @@ fn network_by_hand_channel_join_and_lifecycle() {
                 hn.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // queryinstalled names the committed definition that runs the package (Fabric's JSON).
+    for i in 0..2 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = hn.as_admin(
+                i,
+                &[
+                    "peer",
+                    "lifecycle",
+                    "chaincode",
+                    "queryinstalled",
+                    "-O",
+                    "json",
+                ],
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+            let cc = &v["installed_chaincodes"][0];
+            assert_eq!(cc["package_id"], package_id.as_str(), "{v}");
+            if cc["references"]["mychannel"]["chaincodes"][0]
+                == serde_json::json!({"name": "basic", "version": "1.0"})
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "peer {i}: {v}");
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -1571,5 +1611,310 @@ fn kill_9_during_commits_loses_nothing_reported() {
     eprintln!(
         "crash test: {} transactions reported committed, {height} blocks, all present after 5 peer and 1 orderer SIGKILLs",
         reported.len()
+    );
+}
+
+/// `weft up --config` asking for any free ports, so tests' networks never meet.
+const ANY_PORTS: &str =
+    "ports: { orderer: 0, ordererAdmin: 0, ordererOperations: 0, peers: [0, 0], \
+                         peerOperations: [0, 0], chaincodeServers: [0, 0] }\n";
+
+/// Stops a `weft up --detach` network when the test ends, passed or not.
+struct UpGuard(PathBuf);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        let _ = run(&["down", "--dir", s(&self.0)]);
+    }
+}
+
+/// The README's main command: `weft up --detach` in a new directory brings up an orderer and
+/// two orgs' peers as processes, deploys asset-transfer launched and as chaincode servers and
+/// commits a smoke transaction; the link table shows mutual TLS on every link; an application
+/// submits and queries with `weft chaincode`; `weft down` stops every process; a second
+/// `weft up` on the directory resumes the same ledger.
+#[test]
+fn weft_up_detach_chaincode_down_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let cc = Path::new(env!("CARGO_BIN_EXE_weft")).with_file_name("asset-transfer");
+    assert!(
+        cc.is_file(),
+        "{} is missing: `cargo test --workspace` builds it (or cargo build -p asset-transfer)",
+        cc.display()
+    );
+    let _guard = UpGuard(dir.clone());
+    // Any free ports: other tests start networks at the same time.
+    let cfg = tmp.path().join("up.yaml");
+    std::fs::write(&cfg, ANY_PORTS).unwrap();
+    let up = |expect: &str| {
+        let out = run(&[
+            "up",
+            "--detach",
+            "--dir",
+            s(&dir),
+            "--chaincode-bin",
+            s(&cc),
+            "--config",
+            s(&cfg),
+        ]);
+        let all = text(&out);
+        let logs: String = std::fs::read_dir(dir.join("logs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(out.status.success(), "{all}\n{logs}");
+        assert!(all.contains(expect), "{all}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = up("joined the channel");
+
+    // The link table: every link probed and mutual.
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Links"))
+        .skip(2)
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(table.len() >= 10, "{stdout}");
+    for row in &table {
+        assert!(
+            !row.trim_start().starts_with('!'),
+            "a link failed its probe: {stdout}"
+        );
+        assert!(row.contains(" yes "), "not mutual: {row}\n{stdout}");
+    }
+    for link in [
+        "-> orderer (Deliver blocks)",
+        "(Gateway endorsement)",
+        "chaincode service",
+        "-> chaincode server basic-ccaas",
+        "channel participation API",
+    ] {
+        assert!(
+            table.iter().any(|r| r.contains(link)),
+            "no {link}: {stdout}"
+        );
+    }
+
+    let net: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("network.json")).unwrap()).unwrap();
+    let peer = |i: usize| &net["peers"][i];
+    let user = |msp: &str| {
+        net["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["msp_id"] == msp && u["name"].as_str().unwrap().starts_with("User1@"))
+            .unwrap()
+            .clone()
+    };
+    let as_user = |i: usize, msp: &str, args: &[&str]| {
+        let u = user(msp);
+        let p = peer(i);
+        weft()
+            .env("CORE_PEER_ADDRESS", p["address"].as_str().unwrap())
+            .env("CORE_PEER_LOCALMSPID", msp)
+            .env("CORE_PEER_MSPCONFIGPATH", u["msp_dir"].as_str().unwrap())
+            .env("CORE_PEER_TLS_ROOTCERT_FILE", p["tls_ca"].as_str().unwrap())
+            .env(
+                "CORE_PEER_TLS_CLIENTCERT_FILE",
+                u["tls_cert"].as_str().unwrap(),
+            )
+            .env(
+                "CORE_PEER_TLS_CLIENTKEY_FILE",
+                u["tls_key"].as_str().unwrap(),
+            )
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for cc in ["basic", "basic-ccaas"] {
+        let out = as_user(
+            0,
+            "Org1MSP",
+            &[
+                "chaincode",
+                "invoke",
+                "-C",
+                "mychannel",
+                "-n",
+                cc,
+                "-c",
+                r#"{"Args":["CreateAsset","asset-t1","red","5","Ana","300"]}"#,
+            ],
+        );
+        assert!(out.status.success(), "{cc}: {}", text(&out));
+        assert!(
+            text(&out).contains("committed with status (VALID)"),
+            "{}",
+            text(&out)
+        );
+    }
+    // Org2's user reads through org2's peer (the commit reached it too).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = as_user(
+            1,
+            "Org2MSP",
+            &[
+                "chaincode",
+                "query",
+                "-C",
+                "mychannel",
+                "-n",
+                "basic-ccaas",
+                "-c",
+                r#"{"Args":["ReadAsset","asset-t1"]}"#,
+            ],
+        );
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["Owner"], "Ana", "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", text(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Every node's operations endpoint: /healthz, and /metrics (which wants a client
+    // certificate from the org's TLS CA, as in Fabric).
+    let u1 = user("Org1MSP");
+    let scrape_as = |ops: &str, ca: &str, path: &str, cert: &str, key: &str| {
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--cacert", ca])
+            .args(["--cert", cert, "--key", key])
+            .arg(format!("https://{ops}{path}"))
+            .output()
+            .expect("curl (scripts/deps installs it)");
+        assert!(out.status.success(), "{ops}{path}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scrape = |ops: &str, ca: &str, path: &str| {
+        let (c, k) = (
+            u1["tls_cert"].as_str().unwrap(),
+            u1["tls_key"].as_str().unwrap(),
+        );
+        scrape_as(ops, ca, path, c, k)
+    };
+    let p0 = peer(0);
+    let ca = p0["tls_ca"].as_str().unwrap();
+    let ops = p0["operations_address"].as_str().unwrap();
+    assert!(scrape(ops, ca, "/healthz").contains("\"OK\""));
+    let metrics = scrape(ops, ca, "/metrics");
+    for name in [
+        "endorser_proposals_received",
+        "ledger_blockchain_height",
+        "ledger_transaction_count",
+        "chaincode_registrations_refused_total",
+    ] {
+        assert!(metrics.contains(name), "no {name} in:\n{metrics}");
+    }
+    let o = &net["orderer"];
+    let metrics = scrape_as(
+        o["operations_address"].as_str().unwrap(),
+        o["tls_ca"].as_str().unwrap(),
+        "/metrics",
+        o["admin_tls_cert"].as_str().unwrap(),
+        o["admin_tls_key"].as_str().unwrap(),
+    );
+    assert!(metrics.contains("broadcast_processed_count"), "{metrics}");
+
+    // `weft bench` finds everything it needs in network.json (smoke run: no timing checks).
+    let out = run(&["bench", "--dir", s(&dir), "--count", "40", "--clients", "4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("completed  40"), "{}", text(&out));
+
+    let fs = peer(0)["fs_path"].as_str().unwrap().to_owned();
+    let height = || {
+        let out = run(&["ledger", "height", "-C", "mychannel", "--peer-fs-path", &fs]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = height();
+    assert!(
+        before >= 7,
+        "genesis, 4 approvals in 1+ blocks, commits, 4 transactions: {before}"
+    );
+
+    let out = run(&["down", "--dir", s(&dir)]);
+    assert!(out.status.success(), "{}", text(&out));
+    for p in net["processes"].as_array().unwrap_or(&Vec::new()) {
+        let pid = p["pid"].as_u64().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "{} still runs after weft down",
+            p["name"]
+        );
+    }
+    assert_eq!(height(), before, "the ledger is kept");
+
+    // Resume: same ledger, joins and definitions skipped, a new smoke transaction on top.
+    up("already joined");
+    assert!(height() > before);
+    let out = run(&["down", "--dir", s(&dir), "--purge"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!dir.exists());
+}
+
+/// `weft bench --compare all` starts its own networks (plaintext, TLS, mutual TLS; launched and
+/// chaincode server), drives each, stops them, and prints the ratios: a smoke run with a small
+/// count, no timing assertions.
+#[test]
+fn weft_bench_compare_smoke_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cc = Path::new(env!("CARGO_BIN_EXE_weft")).with_file_name("asset-transfer");
+    assert!(cc.is_file(), "{} is missing", cc.display());
+    let json = tmp.path().join("bench.json");
+    let cfg = tmp.path().join("up.yaml");
+    std::fs::write(&cfg, ANY_PORTS).unwrap();
+    let out = weft()
+        .env("WEFT_CHAINCODE_BIN", &cc)
+        .args([
+            "bench",
+            "--compare",
+            "all",
+            "--count",
+            "30",
+            "--clients",
+            "3",
+        ])
+        .args([
+            "--compare-dir",
+            s(&tmp.path().join("nets")),
+            "--json",
+            s(&json),
+        ])
+        .args(["--up-config", s(&cfg)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    for want in [
+        "tls=off",
+        "tls=server",
+        "tls=mutual",
+        "basic-ccaas",
+        "ratio",
+    ] {
+        assert!(all.contains(want), "no {want:?} in:\n{all}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report["runs"].as_array().unwrap().len() >= 4, "{report}");
+    // Every network it started is stopped.
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", s(&tmp.path().join("nets"))])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&leftover.stdout)
     );
 }
