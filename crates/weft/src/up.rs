@@ -236,7 +236,17 @@ pub fn up(args: UpArgs) -> Result<u8, BoxError> {
         .enable_all()
         .build()?;
     let mut running = Running { procs: Vec::new() };
-    let outcome = rt.block_on(bring_up(&dir, &mut net, &exe, &mut progress, &mut running));
+    // Ctrl-C while the network comes up stops what was started (the processes are in their
+    // own process group: the terminal's SIGINT reaches only this process).
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = bring_up(&dir, &mut net, &exe, &mut progress, &mut running) => r,
+            () = crate::node_cmd::wait_for_signal() => {
+                eprintln!();
+                Err("interrupted: stopping what was started".into())
+            }
+        }
+    });
     if let Err(e) = outcome {
         running.stop_all();
         net.processes.clear();

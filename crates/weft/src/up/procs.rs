@@ -225,6 +225,12 @@ mod tests {
             &log,
         )
         .unwrap();
+        // The output reaches the log file.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tail(&log, 5).contains("started") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(tail(&log, 5).contains("started"), "{}", tail(&log, 5));
         let e = p.entry();
         assert!(e.started > 0);
         assert!(alive(&e));
@@ -236,11 +242,6 @@ mod tests {
         assert!(!alive(&other));
         p.stop(Duration::from_secs(5));
         assert!(!alive(&e));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !tail(&log, 5).contains("started") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(tail(&log, 5).contains("started"), "{}", tail(&log, 5));
     }
 
     #[test]
