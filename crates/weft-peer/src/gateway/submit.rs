@@ -212,7 +212,15 @@ impl Gateway {
                 .broadcast(tokio_stream::once(envelope))
                 .await?
                 .into_inner();
-            answers.message().await
+            let first = answers.message().await;
+            // Read on until the orderer ends the stream (it does once it has read the end of
+            // ours): dropping it early resets the stream, and an orderer that sees thousands
+            // of resets per second may close the whole connection (h2 ENHANCE_YOUR_CALM),
+            // failing every submission in flight on it.
+            if matches!(first, Ok(Some(_))) {
+                while let Ok(Some(_)) = answers.message().await {}
+            }
+            first
         }
         .await;
         match result {
