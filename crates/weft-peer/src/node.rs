@@ -874,15 +874,6 @@ impl PeerNode {
         }
         let gateway_service = gateway.clone().map(|g| g.into_service());
         let peer_shutdown = stopped(&stop);
-        tasks.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(endorser_service)
-                .add_service(deliver_service)
-                .add_optional_service(gateway_service)
-                .serve_with_incoming_shutdown(incoming(peer_listener, security), peer_shutdown)
-                .await
-                .map_err(|e| e.to_string())
-        }));
         let local_msp =
             weft_msp::msp::Msp::from_dir(&msp_dir, &cfg.peer.local_msp_id).map_err(|e| {
                 err(format!(
@@ -914,6 +905,17 @@ impl PeerNode {
             "peer started"
         );
         endorser.set_peer_admin(shared.clone());
+        // Serve only now: the listener is bound (and accepts connections) already, and a peer
+        // admin call that arrived before set_peer_admin would be refused.
+        tasks.push(tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(endorser_service)
+                .add_service(deliver_service)
+                .add_optional_service(gateway_service)
+                .serve_with_incoming_shutdown(incoming(peer_listener, security), peer_shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        }));
         let operations = start_operations(cfg, &metrics, &channels, &authority).await?;
         let node = PeerNode {
             peer_address: peer_local,
