@@ -67,7 +67,6 @@ pub struct DownArgs {
 
 /// Progress on stderr: one line per step with its duration.
 struct Progress {
-    t0: Instant,
     step: Instant,
 }
 
@@ -156,7 +155,7 @@ pub fn up(args: UpArgs) -> Result<u8, BoxError> {
     let t0 = Instant::now();
     let dir = absolute(&args.dir)?;
     let exe = chaincode_executable(args.chaincode_bin.clone())?;
-    let mut progress = Progress { t0, step: t0 };
+    let mut progress = Progress { step: t0 };
     let resumed = NetworkFile::path(&dir).exists();
     let mut net = if resumed {
         let net = NetworkFile::load(&dir)?;
@@ -521,7 +520,7 @@ async fn bring_up(
             }
         }
         let mut top = 0;
-        for r in futures_join_all(approvals).await {
+        for r in weft_peer::gateway::join::futures_join_all(approvals).await {
             top = top.max(r.map_err(|e| e.to_string())?);
         }
         // Both peers must have seen every approval before they simulate the commit.
@@ -535,7 +534,7 @@ async fn bring_up(
             commits.push(deploy::commit(net, &cc.name));
         }
         let mut top = 0;
-        for r in futures_join_all(commits).await {
+        for r in weft_peer::gateway::join::futures_join_all(commits).await {
             top = top.max(r.map_err(|e| e.to_string())?);
         }
         deploy::wait_height(net, top + 1, Duration::from_secs(60))
@@ -590,35 +589,7 @@ async fn bring_up(
             p2.name
         ));
     }
-    let _ = progress.t0;
     Ok(())
-}
-
-/// Poll futures concurrently (no extra dependency for `join_all`).
-async fn futures_join_all<F, T>(futs: Vec<F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T>,
-{
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(results.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 /// Watch the processes until Ctrl-C/SIGTERM (0) or one of them exits (1).
