@@ -573,6 +573,33 @@ impl ChannelConfig {
             })
     }
 
+    /// Whether `identities` satisfy the policy at `path`: the quick check that
+    /// [`ChannelConfig::evaluate_policy_identities`] makes before it explains a failure.
+    /// `false` for a policy that does not exist.
+    pub fn policy_satisfied(&self, path: &str, identities: &[ValidatedIdentity]) -> bool {
+        self.policy_path(path)
+            .map(|p| self.policies.is_satisfied(&p, identities))
+            .unwrap_or(false)
+    }
+
+    /// [`ChannelConfig::evaluate_policy_identities`] without the quick check: the explaining
+    /// evaluator alone. For tests that hold the two to the same verdicts.
+    #[doc(hidden)]
+    pub fn evaluate_policy_explained(
+        &self,
+        path: &str,
+        identities: &[ValidatedIdentity],
+    ) -> Result<(), PolicyCheckError> {
+        let path = self.policy_path(path)?;
+        self.policies
+            .evaluate_explained(&path, identities)
+            .map_err(|source| PolicyCheckError::NotSatisfied {
+                channel: self.channel_id.clone(),
+                path,
+                source,
+            })
+    }
+
     fn policy_path(&self, path: &str) -> Result<String, PolicyCheckError> {
         let abs = absolute(path);
         if self.policies.contains(&abs) {

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use weft_msp::policy::{
-    decode_policy, evaluate_implicit_meta, format_implicit_meta, to_dsl, CompiledPolicy,
-    PolicyError, PolicyKind,
+    decode_policy, evaluate_implicit_meta, format_implicit_meta, implicit_meta_threshold, to_dsl,
+    CompiledPolicy, PolicyError, PolicyKind,
 };
 use weft_msp::ValidatedIdentity;
 use weft_proto::common::{ConfigGroup, ImplicitMetaPolicy};
@@ -151,7 +151,63 @@ impl PolicyTree {
         path: &str,
         identities: &[ValidatedIdentity],
     ) -> Result<(), PolicyError> {
+        // Most evaluations succeed: check without building explanations first, and explain
+        // only a failure.
+        if self.satisfied(path, identities, 0) {
+            return Ok(());
+        }
         self.eval(path, identities, 0)
+    }
+
+    /// [`PolicyTree::evaluate`] with the explaining evaluator only (tests compare it with the
+    /// quick check).
+    pub(crate) fn evaluate_explained(
+        &self,
+        path: &str,
+        identities: &[ValidatedIdentity],
+    ) -> Result<(), PolicyError> {
+        self.eval(path, identities, 0)
+    }
+
+    /// Whether the policy at `path` is satisfied, without explanations.
+    pub(crate) fn is_satisfied(&self, path: &str, identities: &[ValidatedIdentity]) -> bool {
+        self.satisfied(path, identities, 0)
+    }
+
+    /// [`PolicyTree::eval`] without explanations.
+    fn satisfied(&self, path: &str, ids: &[ValidatedIdentity], depth: usize) -> bool {
+        match self.nodes.get(path) {
+            None => false,
+            Some(Node::Signature { policy, .. }) => policy.is_satisfied(ids),
+            Some(Node::ImplicitMeta { meta, group }) => {
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+                let Ok(rule) = weft_msp::policy::ImplicitMetaRule::try_from(meta.rule) else {
+                    return false;
+                };
+                let kids = self.children.get(group).map(Vec::as_slice).unwrap_or(&[]);
+                let threshold = implicit_meta_threshold(rule, kids.len());
+                if threshold == 0 {
+                    return true;
+                }
+                let mut satisfied = 0;
+                let mut sub = String::new();
+                for child in kids {
+                    sub.clear();
+                    sub.push_str(child);
+                    sub.push('/');
+                    sub.push_str(&meta.sub_policy);
+                    if self.satisfied(&sub, ids, depth + 1) {
+                        satisfied += 1;
+                        if satisfied >= threshold {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+        }
     }
 
     fn eval(&self, path: &str, ids: &[ValidatedIdentity], depth: usize) -> Result<(), PolicyError> {

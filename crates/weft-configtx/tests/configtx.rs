@@ -546,6 +546,40 @@ fn policy_evaluation_by_path() {
         )
         .is_err());
 
+    // The quick check agrees with the explaining evaluator on every policy of the channel and
+    // every subset of these signers (duplicates included).
+    let signers = [&peer1, &peer2, &user1, &admin1, &admin2, &orderer];
+    let all: Vec<_> = signers
+        .iter()
+        .map(|s| cfg.msp_manager().deserialize(&s.serialize()).unwrap())
+        .collect();
+    let paths: Vec<String> = cfg.policies().into_iter().map(|p| p.path).collect();
+    assert!(paths.len() > 10, "{paths:?}");
+    for mask in 0u32..(1 << all.len()) {
+        let mut subset: Vec<_> = (0..all.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| all[i].clone())
+            .collect();
+        if let Some(first) = subset.first().cloned() {
+            subset.push(first);
+        }
+        for path in &paths {
+            let quick = cfg.policy_satisfied(path, &subset);
+            let explained = cfg.evaluate_policy_explained(path, &subset);
+            assert_eq!(
+                quick,
+                explained.is_ok(),
+                "{path} with signer mask {mask:#b}: quick {quick}, explained {explained:?}"
+            );
+            assert_eq!(
+                cfg.evaluate_policy_identities(path, &subset).is_ok(),
+                quick,
+                "{path}"
+            );
+        }
+    }
+    assert!(!cfg.policy_satisfied("/Channel/NoSuchPolicy", &all));
+
     // Pre-validated identities.
     let ids: Vec<_> = [&peer1, &peer2]
         .iter()

@@ -475,7 +475,7 @@ impl BlockStore {
         let index_path = dir.join("index");
         std::fs::create_dir_all(&chains).map_err(io_err(&chains, "cannot create"))?;
         std::fs::create_dir_all(&index_path).map_err(io_err(&index_path, "cannot create"))?;
-        let mut opts = Options::default();
+        let mut opts = crate::rocks::point_lookup_options();
         opts.create_if_missing(true);
         let db = DB::open(&opts, &index_path).map_err(|e| BlockStoreError::Index {
             path: index_path.clone(),

@@ -14,6 +14,7 @@
 pub mod block;
 pub mod blockstore;
 pub mod mvcc;
+mod rocks;
 pub mod statedb;
 
 pub use blockstore::{BlockStore, BlockStoreConfig, BlockStoreError};

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 const STATE: u8 = b's';
@@ -309,7 +309,7 @@ pub struct StateDb {
 impl StateDb {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let mut opts = Options::default();
+        let mut opts = crate::rocks::point_lookup_options();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let db = DB::open(&opts, path).map_err(|e| StateError::Db {

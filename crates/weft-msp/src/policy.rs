@@ -994,6 +994,14 @@ impl CompiledPolicy {
         self.evaluate_with(&dedup(identities), &[])
     }
 
+    /// Whether `identities` satisfy the policy: [`CompiledPolicy::evaluate`] without building
+    /// an explanation, for the hot paths where a failure is then explained by `evaluate`.
+    pub fn is_satisfied(&self, identities: &[ValidatedIdentity]) -> bool {
+        let ids = dedup(identities);
+        let mut used = vec![false; ids.len()];
+        self.eval(&self.rule, &ids, &mut used, None)
+    }
+
     /// Evaluate a signature set: [`valid_signers`], then [`CompiledPolicy::evaluate`]. A
     /// failure also lists the signatures that did not count.
     pub fn evaluate_signed_data(
@@ -1210,11 +1218,17 @@ pub fn evaluate(
 
 /// First occurrence of each identity (same MSP, same certificate).
 fn dedup(identities: &[ValidatedIdentity]) -> Vec<&ValidatedIdentity> {
-    let mut seen = HashSet::new();
-    identities
-        .iter()
-        .filter(|id| seen.insert((id.msp_id.as_str(), id.fingerprint.as_str())))
-        .collect()
+    // Signature sets are small (a few endorsements): a quadratic scan beats hashing.
+    let mut out: Vec<&ValidatedIdentity> = Vec::with_capacity(identities.len());
+    for id in identities {
+        if !out
+            .iter()
+            .any(|o| o.msp_id == id.msp_id && o.fingerprint == id.fingerprint)
+        {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// `Org1MSP peer 'peer0.org1.example.com'`.
