@@ -322,7 +322,7 @@ impl OrdererNode {
         .into_server();
         let shutdown = stopped(&stop);
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = tonic::transport::Server::builder()
+            if let Err(e) = weft_tls::grpc::server_builder()
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming(listener, security), shutdown)
                 .await

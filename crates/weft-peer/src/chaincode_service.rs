@@ -285,7 +285,7 @@ pub async fn serve(
         ..Settings::peer()
     });
     tracing::info!(address = %local, "chaincode service listening (mutual TLS, per-launch certificates)");
-    tonic::transport::Server::builder()
+    weft_tls::grpc::server_builder()
         .add_service(ChaincodeSupportServer::new(service))
         .serve_with_incoming_shutdown(incoming(listener, Security::Tls(Arc::new(tls))), shutdown)
         .await

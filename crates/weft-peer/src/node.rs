@@ -908,7 +908,7 @@ impl PeerNode {
         // Serve only now: the listener is bound (and accepts connections) already, and a peer
         // admin call that arrived before set_peer_admin would be refused.
         tasks.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            weft_tls::grpc::server_builder()
                 .add_service(endorser_service)
                 .add_service(deliver_service)
                 .add_optional_service(gateway_service)

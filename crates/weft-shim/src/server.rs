@@ -215,7 +215,7 @@ impl ChaincodeServer {
             chaincode_id: self.config.chaincode_id.clone(),
         };
         tracing::info!(address = %self.local, chaincode = %self.config.chaincode_id, tls = self.config.tls.is_some(), "chaincode server listening");
-        tonic::transport::Server::builder()
+        weft_tls::grpc::server_builder()
             // Never ping the peer more often than Fabric accepts; answer its pings.
             .http2_keepalive_interval(None)
             .add_service(ConnectServer::new(service))

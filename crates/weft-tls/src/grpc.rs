@@ -107,6 +107,22 @@ pub enum Security {
     },
 }
 
+/// HTTP/2 flow-control windows for weft's gRPC servers and clients: 1 MiB per stream, 8 MiB
+/// per connection (HTTP/2's default is 64 KiB for both). One connection carries hundreds of
+/// concurrent calls (a Gateway client's, a peer's to the orderer); with 64 KiB for the whole
+/// connection a sender stalls until the receiver has read and released the window, and every
+/// few requests costs a WINDOW_UPDATE frame.
+pub const STREAM_WINDOW: u32 = 1 << 20;
+/// See [`STREAM_WINDOW`].
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// A tonic server builder with weft's HTTP/2 settings ([`STREAM_WINDOW`]).
+pub fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+}
+
 /// Accept connections on `listener` and hand tonic the ones whose handshake succeeded.
 /// Handshakes run concurrently (a slow client does not hold up others); failures are logged
 /// by [`TlsServer::accept`]. The accept loop stops when the stream is dropped.
@@ -202,7 +218,9 @@ pub async fn channel(
         })?
         .http2_keep_alive_interval(Duration::from_secs(120))
         .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     let address = endpoint.address().to_owned();
     let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
         let client = client.clone();

@@ -14,6 +14,11 @@ use super::state::{
     ChaincodeEntry, ChaincodeMode, NetworkFile, OrdererEntry, PeerEntry, TlsMode, UserEntry, FORMAT,
 };
 
+/// `MaxMessageCount` of a `weft up` channel. With BatchTimeout 250 ms, 500 left most blocks to
+/// the timer below ~2,000 tx/s, so a transaction waited ~250 ms for its block; 100 cuts blocks
+/// by count from ~400 tx/s on (docs/PERFORMANCE.md has both measured).
+pub const DEFAULT_MAX_MESSAGE_COUNT: u32 = 100;
+
 /// `weft up --config FILE`: settings beyond the defaults. Unknown keys are refused.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -22,7 +27,7 @@ pub struct UpConfig {
     pub channel: Option<String>,
     /// Orderer `BatchTimeout` (Go duration, default `250ms`).
     pub batch_timeout: Option<String>,
-    /// Orderer `BatchSize.MaxMessageCount` (default 500).
+    /// Orderer `BatchSize.MaxMessageCount` (default [`DEFAULT_MAX_MESSAGE_COUNT`]).
     pub max_message_count: Option<u32>,
     /// Ports to use instead of the defaults (taken ones fall back to free ports; 0 means any
     /// free port).
@@ -333,7 +338,9 @@ pub fn create(dir: &Path, tls: TlsMode, cfg: &UpConfig) -> Result<NetworkFile, S
             )
             .replace(
                 "MAX_MESSAGES",
-                &cfg.max_message_count.unwrap_or(500).to_string(),
+                &cfg.max_message_count
+                    .unwrap_or(DEFAULT_MAX_MESSAGE_COUNT)
+                    .to_string(),
             ),
     )?;
     let file = weft_configtx::ConfigTxFile::from_dir(dir)
