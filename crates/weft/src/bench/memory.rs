@@ -4,6 +4,13 @@
 //! part of a run (caches, memtables, connection buffers), so growth is judged over the second
 //! half: a node whose resident set at the end exceeds [`GROWTH_LIMIT`] times its size at the
 //! run's midpoint is flagged, since memory should stay flat under a steady load once warm.
+//!
+//! The same sampler measures each process's CPU time over the measured phase (`utime` +
+//! `stime` of `/proc/<pid>/stat`), which the report divides by the transactions completed:
+//! where a transaction's CPU goes, process by process.
+//!
+//! Chaincode processes a peer launched (through its external builder's `run`) are not in
+//! network.json: [`launched_chaincodes`] finds them among the peers' descendants in `/proc`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,8 +20,8 @@ use serde::{Deserialize, Serialize};
 /// End / midpoint ratio above which a node's memory counts as growing.
 pub const GROWTH_LIMIT: f64 = 1.3;
 
-/// One node's memory over the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One node's memory (and CPU) over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeMemory {
     pub name: String,
     pub pid: u32,
@@ -28,6 +35,13 @@ pub struct NodeMemory {
     pub mid_kib: u64,
     /// end > GROWTH_LIMIT x mid.
     pub grew: bool,
+    /// CPU time (user + system) the process used during the measured phase, in seconds
+    /// (`None` when it could not be read at both ends).
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
+    /// CPU ticks at the first sample (not reported).
+    #[serde(skip)]
+    pub(crate) cpu_start: Option<u64>,
 }
 
 impl NodeMemory {
@@ -41,6 +55,8 @@ impl NodeMemory {
             max_kib: 0,
             mid_kib: 0,
             grew: false,
+            cpu_s: None,
+            cpu_start: None,
         }
     }
 
@@ -77,6 +93,31 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(parse_vmrss)
 }
 
+/// `utime + stime` (clock ticks) of a `/proc/<pid>/stat` line: fields 14 and 15, counted
+/// after the command name, which may hold spaces.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let close = stat.rfind(')')?;
+    let mut fields = stat.get(close + 1..)?.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU ticks a live process has used so far (`None` when it is gone or not Linux).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .as_deref()
+        .and_then(parse_cpu_ticks)
+}
+
+fn ticks_per_second() -> f64 {
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100.0,
+        n => n as f64,
+    }
+}
+
 /// Samples the processes in the background until [`Sampler::finish`].
 #[derive(Debug)]
 pub struct Sampler {
@@ -96,6 +137,11 @@ impl Sampler {
         ));
         let start = Instant::now();
         sample(&nodes, start);
+        if let Ok(mut nodes) = nodes.lock() {
+            for n in nodes.iter_mut() {
+                n.cpu_start = cpu_ticks(n.pid);
+            }
+        }
         let task = (!processes.is_empty()).then(|| {
             let nodes = nodes.clone();
             tokio::spawn(async move {
@@ -116,10 +162,18 @@ impl Sampler {
             t.abort();
         }
         sample(&self.nodes, self.start);
-        match self.nodes.lock() {
+        let mut nodes = match self.nodes.lock() {
             Ok(n) => n.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let hz = ticks_per_second();
+        for n in nodes.iter_mut() {
+            n.cpu_s = match (n.cpu_start, cpu_ticks(n.pid)) {
+                (Some(a), Some(b)) if b >= a => Some((b - a) as f64 / hz),
+                _ => None,
+            };
         }
+        nodes
     }
 }
 
@@ -142,6 +196,114 @@ fn sample(nodes: &Mutex<Vec<NodeMemory>>, start: Instant) {
             n.push(t, kib);
         }
     }
+}
+
+/// One `/proc/<pid>/stat` line's process id, command name and parent id. The name is
+/// between the first `(` and the last `)`: it may itself hold spaces and parentheses.
+pub fn parse_stat(stat: &str) -> Option<(u32, String, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let pid = stat.get(..open)?.trim().parse().ok()?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((pid, comm, ppid))
+}
+
+/// A process as [`launched_chaincodes`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcEntry {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// The first word of its command line (the program's path).
+    pub program: String,
+}
+
+/// Every process on this machine (Linux; empty elsewhere).
+pub fn process_table() -> Vec<ProcEntry> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (pid, comm, ppid) = parse_stat(&stat)?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let program = cmdline
+                .split(|b| *b == 0)
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default();
+            Some(ProcEntry {
+                pid,
+                ppid,
+                comm,
+                program,
+            })
+        })
+        .collect()
+}
+
+/// The chaincode processes the given peers launched: their descendants, minus the shells that
+/// run the builders' scripts, each named `<package label> (launched by <peer>)`. The label is
+/// read from the build directory in the program's path (`.../builds/basic_1.0-<hash>/...`),
+/// else the program's file name is used.
+pub fn launched_chaincodes(peers: &[(String, u32)], table: &[ProcEntry]) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for (peer, pid) in peers {
+        let mut frontier = vec![*pid];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(parent) = frontier.pop() {
+            for p in table.iter().filter(|p| p.ppid == parent && p.pid != parent) {
+                if !seen.insert(p.pid) {
+                    continue;
+                }
+                frontier.push(p.pid);
+                if is_shell(p) {
+                    continue;
+                }
+                out.push((
+                    format!("{} (launched by {peer})", chaincode_label(p)),
+                    p.pid,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A shell running a builder's script: its command name is the shell's or (for a script run
+/// through its `#!` line) the script's, and its program is the shell.
+fn is_shell(p: &ProcEntry) -> bool {
+    let shell = |name: &str| matches!(name, "sh" | "bash" | "dash");
+    let program = std::path::Path::new(&p.program)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    shell(&p.comm) || shell(&program)
+}
+
+fn chaincode_label(p: &ProcEntry) -> String {
+    let path = std::path::Path::new(&p.program);
+    let from_build_dir = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .skip_while(|c| c != "builds")
+        .nth(1)
+        .map(|dir| match dir.rsplit_once('-') {
+            Some((label, hash))
+                if hash.len() >= 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                label.to_owned()
+            }
+            _ => dir.into_owned(),
+        });
+    from_build_dir
+        .or_else(|| path.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| p.comm.clone())
 }
 
 #[cfg(test)]
@@ -177,6 +339,80 @@ mod tests {
         assert!(m.grew);
     }
 
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime() {
+        let stat = "4242 (a b) S 1 4242 4242 0 -1 4194560 2211 0 3 0 150 25 0 0 20 0 9 0 100";
+        assert_eq!(parse_cpu_ticks(stat), Some(175));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+        assert!(cpu_ticks(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names_parse() {
+        assert_eq!(
+            parse_stat("4242 (weft) S 1 4242 4242 0 -1 4194560 2211"),
+            Some((4242, "weft".to_owned(), 1))
+        );
+        assert_eq!(
+            parse_stat("77 (a (b) c) R 76 77 0"),
+            Some((77, "a (b) c".to_owned(), 76))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("12 (x"), None);
+    }
+
+    #[test]
+    fn launched_chaincodes_are_the_peers_descendants_without_the_shells() {
+        let e = |pid, ppid, comm: &str, program: &str| ProcEntry {
+            pid,
+            ppid,
+            comm: comm.to_owned(),
+            program: program.to_owned(),
+        };
+        let build = "/n/peer0.org1.example.com/data/externalbuilders/builds";
+        let table = vec![
+            e(10, 1, "weft", "/bin/weft"),
+            e(11, 10, "run", "/bin/sh"),
+            e(14, 11, "sh", "/usr/bin/dash"),
+            e(
+                12,
+                11,
+                "chaincode",
+                &format!("{build}/basic_1.0-0123456789abcdef0123/bld/chaincode"),
+            ),
+            e(13, 10, "mycc", "/opt/mycc"),
+            e(20, 1, "weft", "/bin/weft"),
+            e(21, 1, "other", "/bin/other"),
+        ];
+        let found = launched_chaincodes(&[("peer0.org1".to_owned(), 10)], &table);
+        assert_eq!(
+            found,
+            vec![
+                ("mycc (launched by peer0.org1)".to_owned(), 13),
+                ("basic_1.0 (launched by peer0.org1)".to_owned(), 12),
+            ]
+        );
+        assert!(launched_chaincodes(&[("peer".to_owned(), 20)], &table).is_empty());
+    }
+
+    #[test]
+    fn a_live_child_is_found_in_the_process_table() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let found = launched_chaincodes(&[("me".to_owned(), me)], &process_table());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            found
+                .iter()
+                .any(|(name, pid)| *pid == child.id() && name == "sleep (launched by me)"),
+            "{found:?}"
+        );
+    }
+
     #[tokio::test]
     async fn this_process_is_sampled_and_a_gone_one_is_skipped() {
         let me = std::process::id();
@@ -188,6 +424,8 @@ mod tests {
         let nodes = s.finish();
         assert!(nodes[0].samples.len() >= 2, "{:?}", nodes[0]);
         assert!(nodes[0].start_kib > 0);
+        assert!(nodes[0].cpu_s.is_some_and(|c| c >= 0.0), "{:?}", nodes[0]);
         assert!(nodes[1].samples.is_empty());
+        assert_eq!(nodes[1].cpu_s, None);
     }
 }

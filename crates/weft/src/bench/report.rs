@@ -201,6 +201,13 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    let width = r
+        .memory
+        .iter()
+        .map(|m| m.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     for (i, m) in r.memory.iter().enumerate() {
         let head = if i == 0 {
             "  memory    "
@@ -213,7 +220,7 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(
             s,
-            "{head} {:<28} start {:>10}  mid {:>10}  end {:>10}  max {:>10}{}",
+            "{head} {:<width$} start {:>10}  mid {:>10}  end {:>10}  max {:>10}{}",
             m.name,
             mib(m.start_kib),
             mib(m.mid_kib),
@@ -229,6 +236,57 @@ pub fn render(r: &Report) -> String {
             }
         );
     }
+    s.push_str(&cpu_lines(r, width));
+    s
+}
+
+/// Each process's CPU over the measured phase, as a share of one core and per completed
+/// transaction, and the total against what the machine's cores could give.
+fn cpu_lines(r: &Report, width: usize) -> String {
+    let f = &r.figures;
+    let mut s = String::new();
+    let with_cpu: Vec<(&NodeMemory, f64)> = r
+        .memory
+        .iter()
+        .filter_map(|m| m.cpu_s.map(|c| (m, c)))
+        .collect();
+    if with_cpu.is_empty() || f.elapsed_s <= 0.0 {
+        return s;
+    }
+    let per_tx = |cpu: f64| {
+        if f.completed > 0 {
+            format!("{:>7.0} µs/tx", cpu * 1e6 / f.completed as f64)
+        } else {
+            "      - µs/tx".to_owned()
+        }
+    };
+    let mut total = 0.0;
+    for (i, (m, cpu)) in with_cpu.iter().enumerate() {
+        total += cpu;
+        let head = if i == 0 {
+            "  cpu       "
+        } else {
+            "            "
+        };
+        let _ = writeln!(
+            s,
+            "{head} {:<width$} {:>7.1} s = {:>5.1}% of a core {}",
+            m.name,
+            cpu,
+            cpu / f.elapsed_s * 100.0,
+            per_tx(*cpu)
+        );
+    }
+    let cores = r.machine.cores.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "             {:<width$} {:>7.1} s = {:>5.1}% of {} cores {}",
+        "total",
+        total,
+        total / (f.elapsed_s * cores) * 100.0,
+        r.machine.cores,
+        per_tx(total)
+    );
     s
 }
 
@@ -400,6 +458,8 @@ pub(crate) mod tests {
                 end_kib: 204800,
                 max_kib: 204800,
                 grew: true,
+                cpu_s: Some(2.5),
+                ..NodeMemory::default()
             }],
         }
     }
@@ -428,6 +488,8 @@ pub(crate) mod tests {
             "1 invalid:MVCC_READ_CONFLICT: first: transaction t was committed as invalid\n",
             "start  100.0 MiB  mid  100.0 MiB  end  200.0 MiB",
             "GROWING: end is 2.0x mid-run",
+            "43.8% of a core    2500 µs/tx",
+            "21.9% of 2 cores    2500 µs/tx",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

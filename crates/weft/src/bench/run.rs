@@ -22,6 +22,9 @@ use weft_tls::{
 };
 
 use super::memory::Sampler;
+
+/// How the report names the bench's own process among the nodes.
+pub const SELF_NAME: &str = "weft bench (this client)";
 use super::report::{self, Config, Figures, Machine, Report};
 use super::stats::{summarize, ErrorTally};
 use super::target::{Target, TlsMode};
@@ -496,7 +499,18 @@ pub async fn run(
         return Err("interrupted".to_owned());
     }
 
-    let sampler = Sampler::start(&target.processes, Duration::from_secs(1));
+    // The chaincode processes the peers launched exist once the warm-up has run (only peers
+    // have child processes in a `weft up` network).
+    let mut processes = target.processes.clone();
+    if !processes.is_empty() {
+        processes.extend(super::memory::launched_chaincodes(
+            &target.processes,
+            &super::memory::process_table(),
+        ));
+    }
+    // The client's own share of the machine.
+    processes.push((SELF_NAME.to_owned(), std::process::id()));
+    let sampler = Sampler::start(&processes, Duration::from_secs(1));
     let (mut latencies, errors, elapsed) =
         phase(&shared, clients, settings.stop, "measure").await?;
     let memory = sampler.finish();
