@@ -304,6 +304,8 @@ pub struct StateDb {
     /// Read views hold it shared; commits take it exclusively.
     gate: Arc<RwLock<()>>,
     path: PathBuf,
+    /// Blocks whose updates are in the state: the savepoint's block number + 1 (0: none).
+    applied: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StateDb {
@@ -316,11 +318,23 @@ impl StateDb {
             path: path.to_owned(),
             detail: format!("cannot open: {e} (is another weft process using it?)"),
         })?;
-        Ok(StateDb {
+        let mut state = StateDb {
             db: Arc::new(db),
             gate: Arc::new(RwLock::new(())),
             path: path.to_owned(),
-        })
+            applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
+        let applied = state.savepoint()?.map_or(0, |v| v.block_num + 1);
+        state.applied = Arc::new(std::sync::atomic::AtomicU64::new(applied));
+        Ok(state)
+    }
+
+    /// How many blocks' updates the state holds (the savepoint's block number + 1; 0 before
+    /// the first). A block the block store has but this does not count is stored but not
+    /// committed yet: its transactions must not be reported committed, since a read of the
+    /// state would not see them.
+    pub fn applied_height(&self) -> u64 {
+        self.applied.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn path(&self) -> &Path {
@@ -409,7 +423,12 @@ impl StateDb {
         let _exclusive = self.gate.write().await;
         self.db
             .write_opt(wb, &wo)
-            .map_err(|e| self.err(format!("commit failed: {e}")))
+            .map_err(|e| self.err(format!("commit failed: {e}")))?;
+        self.applied.fetch_max(
+            savepoint.block_num.saturating_add(1),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+        Ok(())
     }
 }
 

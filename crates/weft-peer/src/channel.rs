@@ -304,6 +304,8 @@ impl Channel {
             return Some(r);
         }
         let (number, tx_num) = match self.blocks.tx_location(tx_id) {
+            // Stored, but its state is not written yet: not committed yet.
+            Ok(Some((number, _))) if number >= self.state.applied_height() => return None,
             Ok(Some(loc)) => loc,
             Ok(None) => return None,
             Err(e) => {

@@ -984,8 +984,36 @@ impl PeerNode {
         }
     }
 
-    /// Stop listening, stop launched chaincode, and wait for the servers to finish.
+    /// Stop listening, stop launched chaincode, wait for the servers to finish, and (for up to
+    /// 5 s) for the channels' ledgers to be closed, so that the same ledgers can be opened
+    /// again as soon as this returns (a restart in the same process, tests).
     pub async fn shutdown(self) {
+        let ledgers: Vec<std::sync::Weak<Channel>> = self
+            .channels
+            .ids()
+            .iter()
+            .filter_map(|id| self.channels.get(id))
+            .map(|c| Arc::downgrade(&c))
+            .collect();
+        self.stop_and_join().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let open = ledgers.iter().filter(|w| w.strong_count() > 0).count();
+            if open == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    open,
+                    "peer stopped, but {open} channel ledger(s) are still in use after 5 s"
+                );
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop_and_join(self) {
         if let Some(ops) = self.operations {
             ops.shutdown().await;
         }

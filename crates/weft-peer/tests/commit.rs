@@ -432,14 +432,23 @@ async fn crash_after_block_append_before_state_is_recovered() {
         .append(2, &block.encode_to_vec())
         .unwrap();
     assert_eq!(n.channel.state().savepoint().unwrap().unwrap().block_num, 1);
+    // Stored but not committed: the transaction's writes are not readable yet, so its status
+    // must not say committed (a client would read the old state right after CommitStatus).
+    assert!(n.channel.blocks().tx_location(&tx1).unwrap().is_some());
+    assert_eq!(n.channel.state().applied_height(), 2);
+    assert_eq!(n.channel.tx_status(&tx1), None);
     drop(n);
 
     // Reopen: the state catches up with the block store.
     let (blocks, state) = weft_peer::channel::open_ledger(&ledger).unwrap();
     let config = weft_configtx::ChannelConfig::from_block(&net.genesis).unwrap();
     let channel = Channel::from_config(Arc::new(config), blocks, state, Default::default());
+    assert_eq!(channel.state().applied_height(), 2, "from the savepoint");
+    assert_eq!(channel.tx_status(&tx1), None);
     assert_eq!(recover(&channel).await.unwrap(), 1);
     assert_eq!(channel.state().savepoint().unwrap().unwrap().block_num, 2);
+    assert_eq!(channel.state().applied_height(), 3);
+    assert_eq!(channel.tx_status(&tx1), Some((2, C::Valid as i32)));
     let view = channel.state().read().await;
     assert!(view.get(CC, "a").unwrap().is_none(), "deleted by tx 2");
     let b = view.get(CC, "b").unwrap().unwrap();
