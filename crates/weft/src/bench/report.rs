@@ -302,31 +302,44 @@ fn ratio(value: f64, reference: f64) -> String {
     }
 }
 
+/// CPU time of every sampled process (the nodes and the bench) per completed transaction, in
+/// µs; `None` without CPU figures.
+pub fn cpu_per_tx_us(r: &Report) -> Option<f64> {
+    let cpu: Vec<f64> = r.memory.iter().filter_map(|m| m.cpu_s).collect();
+    (!cpu.is_empty() && r.figures.completed > 0)
+        .then(|| cpu.iter().sum::<f64>() * 1e6 / r.figures.completed as f64)
+}
+
 /// A comparison table: each row's throughput and latency, and its throughput ratio to the
-/// first row. Labels with no run are skipped.
+/// first row; then the CPU all processes spent per transaction and its ratio to the first
+/// row's (steadier than tx/s on a shared machine). Labels with no run are skipped.
 pub fn render_table(title: &str, rows: &[&Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{title}");
     let _ = writeln!(
         s,
-        "  {:<26} {:>9} {:>7} {:>9} {:>9} {:>7}",
-        "run", "tx/s", "ratio", "p50 ms", "p99 ms", "errors"
+        "  {:<26} {:>9} {:>7} {:>9} {:>9} {:>7} {:>10} {:>9}",
+        "run", "tx/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs/tx", "CPU ratio"
     );
     let reference = rows
         .first()
         .map(|r| r.figures.throughput_tps)
         .unwrap_or(0.0);
+    let cpu_reference = rows.first().and_then(|r| cpu_per_tx_us(r)).unwrap_or(0.0);
     for r in rows {
         let f = &r.figures;
+        let cpu = cpu_per_tx_us(r);
         let _ = writeln!(
             s,
-            "  {:<26} {:>9.1} {:>7} {:>9.1} {:>9.1} {:>7}",
+            "  {:<26} {:>9.1} {:>7} {:>9.1} {:>9.1} {:>7} {:>10} {:>9}",
             r.label,
             f.throughput_tps,
             ratio(f.throughput_tps, reference),
             f.latency.p50_ms,
             f.latency.p99_ms,
-            f.errors
+            f.errors,
+            cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.0}")),
+            cpu.map_or_else(|| "-".to_owned(), |c| ratio(c, cpu_reference)),
         );
     }
     s
@@ -560,6 +573,23 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(lines[8].contains("1.10x"), "{text}");
+        // CPU per transaction: 2.5 s over 1000 transactions in every fabricated run.
+        assert!(lines[0].contains("CPU µs/tx"), "{text}");
+        assert!(lines[1].ends_with("2500     1.00x"), "{text}");
+    }
+
+    #[test]
+    fn cpu_per_transaction_sums_every_process() {
+        let mut r = fabricated(TlsMode::Off, "basic", 200.0, 100.0);
+        assert_eq!(cpu_per_tx_us(&r), Some(2500.0));
+        r.memory.push(NodeMemory {
+            name: "weft bench (this client)".into(),
+            cpu_s: Some(0.5),
+            ..NodeMemory::default()
+        });
+        assert_eq!(cpu_per_tx_us(&r), Some(3000.0));
+        r.memory.clear();
+        assert_eq!(cpu_per_tx_us(&r), None);
     }
 
     #[test]
