@@ -564,13 +564,8 @@ impl ChannelConfig {
         identities: &[ValidatedIdentity],
     ) -> Result<(), PolicyCheckError> {
         let path = self.policy_path(path)?;
-        self.policies
-            .evaluate(&path, identities)
-            .map_err(|source| PolicyCheckError::NotSatisfied {
-                channel: self.channel_id.clone(),
-                path,
-                source,
-            })
+        let result = self.policies.evaluate(&path, identities);
+        self.not_satisfied(path, result)
     }
 
     /// Whether `identities` satisfy the policy at `path`: the quick check that
@@ -591,13 +586,20 @@ impl ChannelConfig {
         identities: &[ValidatedIdentity],
     ) -> Result<(), PolicyCheckError> {
         let path = self.policy_path(path)?;
-        self.policies
-            .evaluate_explained(&path, identities)
-            .map_err(|source| PolicyCheckError::NotSatisfied {
-                channel: self.channel_id.clone(),
-                path,
-                source,
-            })
+        let result = self.policies.evaluate_explained(&path, identities);
+        self.not_satisfied(path, result)
+    }
+
+    fn not_satisfied(
+        &self,
+        path: String,
+        result: Result<(), PolicyError>,
+    ) -> Result<(), PolicyCheckError> {
+        result.map_err(|source| PolicyCheckError::NotSatisfied {
+            channel: self.channel_id.clone(),
+            path,
+            source,
+        })
     }
 
     fn policy_path(&self, path: &str) -> Result<String, PolicyCheckError> {

@@ -318,14 +318,16 @@ impl StateDb {
             path: path.to_owned(),
             detail: format!("cannot open: {e} (is another weft process using it?)"),
         })?;
-        let mut state = StateDb {
+        let state = StateDb {
             db: Arc::new(db),
             gate: Arc::new(RwLock::new(())),
             path: path.to_owned(),
-            applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            applied: Arc::default(),
         };
         let applied = state.savepoint()?.map_or(0, |v| v.block_num + 1);
-        state.applied = Arc::new(std::sync::atomic::AtomicU64::new(applied));
+        state
+            .applied
+            .store(applied, std::sync::atomic::Ordering::Release);
         Ok(state)
     }
 

@@ -1005,7 +1005,7 @@ impl PeerNode {
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(
                     open,
-                    "peer stopped, but {open} channel ledger(s) are still in use after 5 s"
+                    "peer stopped, but {open} channel ledger(s) are still in use after 5 s: opening them again in this process fails on RocksDB's lock until they are released (a new process is not affected)"
                 );
                 break;
             }

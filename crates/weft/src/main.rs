@@ -18,6 +18,7 @@ mod lifecycle_tx;
 mod node_cmd;
 mod orderer_cmd;
 mod osnadmin_cmd;
+mod procstat;
 mod up;
 
 /// weft: a permissioned ledger that speaks Hyperledger Fabric's protocols, secure on every link.

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::procstat;
+
 /// End / midpoint ratio above which a node's memory counts as growing.
 pub const GROWTH_LIMIT: f64 = 1.3;
 
@@ -93,22 +95,14 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(parse_vmrss)
 }
 
-/// `utime + stime` (clock ticks) of a `/proc/<pid>/stat` line: fields 14 and 15, counted
-/// after the command name, which may hold spaces.
+/// `utime + stime` (clock ticks) of a `/proc/<pid>/stat` line: fields 14 and 15.
 pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let close = stat.rfind(')')?;
-    let mut fields = stat.get(close + 1..)?.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some(procstat::number(stat, 14)? + procstat::number(stat, 15)?)
 }
 
 /// CPU ticks a live process has used so far (`None` when it is gone or not Linux).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .as_deref()
-        .and_then(parse_cpu_ticks)
+    parse_cpu_ticks(&procstat::read(pid)?)
 }
 
 fn ticks_per_second() -> f64 {
@@ -198,17 +192,11 @@ fn sample(nodes: &Mutex<Vec<NodeMemory>>, start: Instant) {
     }
 }
 
-/// One `/proc/<pid>/stat` line's process id, command name and parent id. The name is
-/// between the first `(` and the last `)`: it may itself hold spaces and parentheses.
+/// One `/proc/<pid>/stat` line's process id, command name and parent id (field 4).
 pub fn parse_stat(stat: &str) -> Option<(u32, String, u32)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let pid = stat.get(..open)?.trim().parse().ok()?;
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let mut rest = stat.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((pid, comm, ppid))
+    let (pid, comm) = procstat::pid_and_comm(stat)?;
+    let ppid = u32::try_from(procstat::number(stat, 4)?).ok()?;
+    Some((pid, comm.to_owned(), ppid))
 }
 
 /// A process as [`launched_chaincodes`] sees it.
@@ -229,8 +217,7 @@ pub fn process_table() -> Vec<ProcEntry> {
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (pid, comm, ppid) = parse_stat(&stat)?;
+            let (pid, comm, ppid) = parse_stat(&procstat::read(pid)?)?;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let program = cmdline
                 .split(|b| *b == 0)

@@ -147,22 +147,17 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
 
 /// The start time of `pid` (clock ticks after boot, field 22 of /proc/PID/stat).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    crate::procstat::number(&crate::procstat::read(pid)?, 22)
 }
 
 /// Whether the recorded process still runs (same pid, same start time, not a zombie).
 pub fn alive(p: &ProcessEntry) -> bool {
-    match std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) {
-        Ok(stat) => {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next());
-            state != Some("Z") && (p.started == 0 || start_time(p.pid) == Some(p.started))
+    match crate::procstat::read(p.pid) {
+        Some(stat) => {
+            crate::procstat::field(&stat, 3) != Some("Z")
+                && (p.started == 0 || crate::procstat::number(&stat, 22) == Some(p.started))
         }
-        Err(_) => false,
+        None => false,
     }
 }
 
