@@ -35,6 +35,7 @@ pub mod join;
 pub mod policy;
 pub mod prepare;
 pub mod remote;
+pub mod streams;
 pub mod submit;
 
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ use crate::channel::{Channel, Channels};
 use crate::endorser::Endorser;
 use errors::{error_detail, rpc_error};
 use join::futures_join_all;
-use policy::{check_policy, endorser_name, org_tls_roots, Endorsed};
+use policy::{check_policy, endorser_name, org_tls_roots, policy_met, Endorsed};
 use prepare::{prepare_transaction, read_proposal, response_status, ProposalInfo};
 pub use remote::Dialing;
 use remote::{Connections, Target};
@@ -117,7 +118,9 @@ pub struct Gateway {
     endorser: Arc<Endorser>,
     local: LocalPeer,
     opts: GatewayOptions,
-    connections: Connections,
+    connections: Arc<Connections>,
+    /// Kept Broadcast streams to the orderers.
+    broadcasts: streams::BroadcastStreams,
     /// Rotates the first orderer tried.
     next_orderer: AtomicUsize,
     /// The operations metrics (set once at node start).
@@ -132,13 +135,14 @@ impl Gateway {
         dialing: Dialing,
         opts: GatewayOptions,
     ) -> Self {
-        let connections = Connections::new(dialing, opts.dial_timeout);
+        let connections = Arc::new(Connections::new(dialing, opts.dial_timeout));
         Gateway {
             channels,
             endorser,
             local,
             opts,
             connections,
+            broadcasts: streams::BroadcastStreams::default(),
             next_orderer: AtomicUsize::new(0),
             metrics: std::sync::OnceLock::new(),
         }
@@ -390,7 +394,7 @@ impl Gateway {
         }
 
         let needs_more = if requested.is_empty() {
-            check_policy(&channel, info.chaincode(), &endorsed).is_err()
+            !policy_met(&channel, info.chaincode(), &endorsed)
         } else {
             true
         };

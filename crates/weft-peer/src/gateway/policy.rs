@@ -53,23 +53,55 @@ pub fn org_tls_roots(channel: &Channel, msp_id: &str) -> Vec<Vec<u8>> {
     channel.msps().get(msp_id).map(from).unwrap_or_default()
 }
 
-/// Whether the endorsements satisfy the chaincode's endorsement policy. Each endorsement's
-/// signature over `payload || endorser` is verified (through the peer's signature cache, so
-/// the committer does not verify it again).
-pub fn check_policy(
+/// The identities of the endorsements whose signature over `payload || endorser` verifies
+/// (through the peer's signature cache, so the committer does not verify them again), and
+/// why the others did not count.
+fn verified_endorsers(
     channel: &Channel,
-    chaincode: &str,
     endorsed: &[Endorsed],
-) -> Result<(), String> {
+) -> (Vec<ValidatedIdentity>, Vec<String>) {
     let mut ids = Vec::with_capacity(endorsed.len());
     let mut rejected = Vec::new();
+    let mut msg = Vec::new();
     for e in endorsed {
-        let msg = [e.payload.as_ref(), e.endorsement.endorser.as_ref()].concat();
+        msg.clear();
+        msg.extend_from_slice(&e.payload);
+        msg.extend_from_slice(&e.endorsement.endorser);
         match channel.verify_signature(&e.endorsement.endorser, &msg, &e.endorsement.signature) {
             Ok(id) => ids.push(id),
             Err(err) => rejected.push(err.to_string()),
         }
     }
+    (ids, rejected)
+}
+
+/// Whether the endorsements satisfy the chaincode's endorsement policy, without explaining
+/// a failure: the gateway asks this after its own endorsement to learn whether it needs
+/// other organizations', which under MAJORITY of two is the usual case.
+pub fn policy_met(channel: &Channel, chaincode: &str, endorsed: &[Endorsed]) -> bool {
+    let (ids, _) = verified_endorsers(channel, endorsed);
+    let policy = channel
+        .definition(chaincode)
+        .and_then(|d| d.endorsement_policy);
+    let path = match policy {
+        Some(EndorsementPolicy::Signature(p)) => return p.is_satisfied(&ids),
+        Some(EndorsementPolicy::ChannelPolicy(path)) => path,
+        None => DEFAULT_ENDORSEMENT_POLICY.to_string(),
+    };
+    match channel.config() {
+        Some(config) => config.policy_satisfied(&path, &ids),
+        None => !ids.is_empty(),
+    }
+}
+
+/// Whether the endorsements satisfy the chaincode's endorsement policy, and if not, why.
+/// Each endorsement's signature is verified as in [`policy_met`].
+pub fn check_policy(
+    channel: &Channel,
+    chaincode: &str,
+    endorsed: &[Endorsed],
+) -> Result<(), String> {
+    let (ids, rejected) = verified_endorsers(channel, endorsed);
     let rejected_note = if rejected.is_empty() {
         String::new()
     } else {

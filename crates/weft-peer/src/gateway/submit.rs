@@ -1,14 +1,13 @@
-//! `Gateway.Submit`: the client-signed transaction to the channel's orderers, over one kept
-//! mutual-TLS connection per orderer. Non-BFT: one orderer at a time, starting with the next
-//! in turn, the next tried when one fails; a 4xx status (the transaction is bad) ends the
-//! attempt. BFT: every orderer at once, done when a quorum accepted (as Fabric's gateway).
+//! `Gateway.Submit`: the client-signed transaction to the channel's orderers, on kept
+//! Broadcast streams over one kept mutual-TLS connection per orderer. Non-BFT: one orderer at
+//! a time, starting with the next in turn, the next tried when one fails; a 4xx status (the
+//! transaction is bad) ends the attempt. BFT: every orderer at once, done when a quorum accepted (as Fabric's gateway).
 
 use std::sync::atomic::Ordering;
 
 use tonic::{Code, Status};
 use weft_proto::common::Status as CommonStatus;
 use weft_proto::gateway::{ErrorDetail, SubmitRequest, SubmitResponse};
-use weft_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 
 use super::errors::{error_detail, rpc_error};
 use super::join::{bft_quorum, join_until};
@@ -93,27 +92,11 @@ impl Gateway {
         for i in 0..orderers.len() {
             let o = &orderers[(first + i) % orderers.len()];
             tracing::debug!(tx_id = %req.transaction_id, orderer = %o.address, "sending transaction to orderer");
-            let sent = tokio::time::timeout(
-                self.opts.broadcast_timeout,
-                self.broadcast(o, envelope.clone()),
-            )
-            .await;
-            let (status, info) = match sent {
-                Ok(Ok(r)) => r,
-                Ok(Err(msg)) => {
+            let (status, info) = match self.broadcast(o, envelope.clone()).await {
+                Ok(r) => r,
+                Err(msg) => {
                     tracing::warn!(tx_id = %req.transaction_id, orderer = %o.address, "broadcast failed: {msg}");
                     details.push(error_detail(&o.address, &o.msp_id, msg));
-                    continue;
-                }
-                Err(_) => {
-                    details.push(error_detail(
-                        &o.address,
-                        &o.msp_id,
-                        format!(
-                            "no answer within {:?} (peer.gateway.broadcastTimeout)",
-                            self.opts.broadcast_timeout
-                        ),
-                    ));
                     continue;
                 }
             };
@@ -156,22 +139,15 @@ impl Gateway {
         let calls = orderers.iter().map(|o| {
             let envelope = envelope.clone();
             async move {
-                let sent =
-                    tokio::time::timeout(self.opts.broadcast_timeout, self.broadcast(o, envelope))
-                        .await;
-                let msg = match sent {
-                    Ok(Ok((status, _))) if status == CommonStatus::Success as i32 => return None,
-                    Ok(Ok((status, info))) => format!(
+                let msg = match self.broadcast(o, envelope).await {
+                    Ok((status, _)) if status == CommonStatus::Success as i32 => return None,
+                    Ok((status, info)) => format!(
                         "received unsuccessful response from orderer: status={}, info={info}",
                         CommonStatus::try_from(status)
                             .map(|s| s.as_str_name().to_owned())
                             .unwrap_or_else(|_| status.to_string())
                     ),
-                    Ok(Err(msg)) => msg,
-                    Err(_) => format!(
-                        "no answer within {:?} (peer.gateway.broadcastTimeout)",
-                        self.opts.broadcast_timeout
-                    ),
+                    Err(msg) => msg,
                 };
                 tracing::warn!(%tx_id, orderer = %o.address, "broadcast failed: {msg}");
                 Some(error_detail(&o.address, &o.msp_id, msg))
@@ -199,41 +175,20 @@ impl Gateway {
         ))
     }
 
-    /// One Broadcast exchange: send the envelope, read the answer.
+    /// One Broadcast exchange on a kept stream to `target` (see [`super::streams`]): the
+    /// orderer's status and info, or why there is none within `peer.gateway.broadcastTimeout`.
     async fn broadcast(
         &self,
         target: &Target,
         envelope: weft_proto::common::Envelope,
     ) -> Result<(i32, String), String> {
-        let conn = self.connections.get(target).await?;
-        let mut client = AtomicBroadcastClient::new(conn);
-        let result = async {
-            let mut answers = client
-                .broadcast(tokio_stream::once(envelope))
-                .await?
-                .into_inner();
-            let first = answers.message().await;
-            // Read on until the orderer ends the stream (it does once it has read the end of
-            // ours): dropping it early resets the stream, and an orderer that sees thousands
-            // of resets per second may close the whole connection (h2 ENHANCE_YOUR_CALM),
-            // failing every submission in flight on it.
-            if matches!(first, Ok(Some(_))) {
-                while let Ok(Some(_)) = answers.message().await {}
-            }
-            first
-        }
-        .await;
-        match result {
-            Ok(Some(r)) => Ok((r.status, r.info)),
-            Ok(None) => Err("the orderer closed the broadcast stream without an answer".into()),
-            Err(status) => {
-                self.connections.forget(&target.address);
-                Err(format!(
-                    "rpc error: code = {:?} desc = {}",
-                    status.code(),
-                    status.message()
-                ))
-            }
-        }
+        self.broadcasts
+            .broadcast(
+                &self.connections,
+                target,
+                envelope,
+                self.opts.broadcast_timeout,
+            )
+            .await
     }
 }
