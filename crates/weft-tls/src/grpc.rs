@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+use crate::coalesce::Coalesce;
 use crate::sniff::{Prefixed, Recorded};
 use crate::{Endpoint, HandshakeError, HandshakeInfo, Settings, TlsClient, TlsServer};
 
@@ -44,10 +45,11 @@ pub enum Transport {
     Plain(Prefixed<TcpStream>),
 }
 
-/// A served connection: the transport plus [`ConnInfo`] for request extensions.
+/// A served connection: the transport (writes coalesced, see [`crate::coalesce`]) plus
+/// [`ConnInfo`] for request extensions.
 #[derive(Debug)]
 pub struct Conn {
-    io: Transport,
+    io: Coalesce<Transport>,
     info: ConnInfo,
 }
 
@@ -64,10 +66,7 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.io {
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -77,19 +76,48 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.io {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut *self {
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut *self {
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+        match &mut *self {
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+        match &mut *self {
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
         }
@@ -157,7 +185,7 @@ pub fn incoming(
                                     remote: Some(remote),
                                     tls: Some(Arc::new(a.info)),
                                 },
-                                io: Transport::Tls(Box::new(a.stream)),
+                                io: Coalesce::new(Transport::Tls(Box::new(a.stream))),
                             },
                             Err(_) => return, // logged by accept
                         }
@@ -177,7 +205,7 @@ pub fn incoming(
                                     remote: Some(remote),
                                     tls: None,
                                 },
-                                io: Transport::Plain(io),
+                                io: Coalesce::new(Transport::Plain(io)),
                             },
                             Err(_) => return,
                         }
@@ -229,7 +257,9 @@ pub async fn channel(
             match client {
                 Some(client) => {
                     let c = client.connect_tcp(&endpoint).await?;
-                    Ok::<_, ChannelError>(TokioIo::new(Box::new(c.stream) as Box<dyn Io>))
+                    Ok::<_, ChannelError>(TokioIo::new(
+                        Box::new(Coalesce::new(c.stream)) as Box<dyn Io>
+                    ))
                 }
                 None => {
                     let tcp = TcpStream::connect(endpoint.address()).await.map_err(|e| {
@@ -239,7 +269,7 @@ pub async fn channel(
                         }
                     })?;
                     let _ = tcp.set_nodelay(true);
-                    Ok(TokioIo::new(Box::new(tcp) as Box<dyn Io>))
+                    Ok(TokioIo::new(Box::new(Coalesce::new(tcp)) as Box<dyn Io>))
                 }
             }
         }

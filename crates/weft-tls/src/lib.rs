@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod client;
+pub mod coalesce;
 mod diagnose;
 mod error;
 pub mod grpc;
