@@ -1015,6 +1015,9 @@ pub struct SigningIdentity {
     msp_id: String,
     identity: ValidatedIdentity,
     key: PrivateKey,
+    /// [`SigningIdentity::serialize`]'s bytes, made once: every proposal, envelope and
+    /// endorsement carries them.
+    serialized: Vec<u8>,
 }
 
 impl SigningIdentity {
@@ -1073,6 +1076,7 @@ impl SigningIdentity {
             )
         })?;
         Ok(SigningIdentity {
+            serialized: serialize_identity(msp_id, &identity.certificate),
             msp_id: msp_id.to_owned(),
             identity,
             key,
@@ -1096,7 +1100,7 @@ impl SigningIdentity {
     /// `msp.SerializedIdentity` bytes: what Fabric puts in a header's `creator` and an
     /// endorsement's `endorser`.
     pub fn serialize(&self) -> Vec<u8> {
-        serialize_identity(&self.msp_id, &self.identity.certificate)
+        self.serialized.clone()
     }
 
     /// A low-S DER ECDSA signature of `msg`.
