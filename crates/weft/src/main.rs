@@ -115,6 +115,12 @@ enum LifecycleCommand {
 pub(crate) const EXIT_NOT_OK: u8 = 1;
 pub(crate) const EXIT_ERROR: u8 = 2;
 
+/// mimalloc rather than glibc's malloc: a node allocates and frees many small buffers per
+/// message (HTTP/2 frames, protobuf fields), and glibc's malloc/free took about 13% of a
+/// Gateway peer's CPU under load (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // stderr, ANSI only on a terminal; the filter can be changed at run time through the
