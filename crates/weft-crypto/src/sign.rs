@@ -105,6 +105,12 @@ pub enum SignatureError {
         len: usize,
         max: usize,
     },
+    /// A message digest made for one curve was checked against a key on another.
+    #[error("the message digest was made for {digest} signatures, but the key is {key}")]
+    DigestMismatch {
+        key: KeyAlgorithm,
+        digest: KeyAlgorithm,
+    },
     /// The public key is not an ECDSA P-256 or P-384 key.
     #[error("unsupported public key: {detail}; Fabric identities use ECDSA P-256 or P-384 keys")]
     UnsupportedKey { detail: String },
@@ -504,15 +510,81 @@ impl PublicKey {
 /// (`Malformed`), low S ([`SignatureError::HighS`]), and then the signature itself
 /// ([`SignatureError::Invalid`]).
 pub fn verify(public_key: &PublicKey, msg: &[u8], sig_der: &[u8]) -> Result<(), SignatureError> {
+    check_encoding(public_key.algorithm, sig_der)?;
+    public_key
+        .parsed
+        .verify_sig(msg, sig_der)
+        .map_err(|_| SignatureError::Invalid {
+            curve: public_key.algorithm,
+        })
+}
+
+/// The digest an ECDSA signature by a key of `curve` covers: SHA-256 of the message for
+/// P-256, SHA-384 for P-384. Made once, it serves both a cache key and [`verify_digest`].
+#[derive(Clone)]
+pub struct MessageDigest {
+    curve: KeyAlgorithm,
+    digest: aws_lc_rs::digest::Digest,
+}
+
+impl fmt::Debug for MessageDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MessageDigest({}, {})",
+            self.curve,
+            crate::hex(self.as_bytes())
+        )
+    }
+}
+
+impl MessageDigest {
+    /// The digest of `msg` for signatures by keys of `curve`.
+    pub fn of(curve: KeyAlgorithm, msg: &[u8]) -> Self {
+        let algorithm = match curve {
+            KeyAlgorithm::EcdsaP256 => &aws_lc_rs::digest::SHA256,
+            KeyAlgorithm::EcdsaP384 => &aws_lc_rs::digest::SHA384,
+        };
+        MessageDigest {
+            curve,
+            digest: aws_lc_rs::digest::digest(algorithm, msg),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.digest.as_ref()
+    }
+}
+
+/// [`verify`] for a message already digested with [`MessageDigest::of`]: the same checks, in
+/// the same order, with the same errors. A digest made for another curve than the key's is
+/// [`SignatureError::CurveMismatch`].
+pub fn verify_digest(
+    public_key: &PublicKey,
+    digest: &MessageDigest,
+    sig_der: &[u8],
+) -> Result<(), SignatureError> {
     let curve = public_key.algorithm;
+    if digest.curve != curve {
+        return Err(SignatureError::DigestMismatch {
+            key: curve,
+            digest: digest.curve,
+        });
+    }
+    check_encoding(curve, sig_der)?;
+    public_key
+        .parsed
+        .verify_digest_sig(&digest.digest, sig_der)
+        .map_err(|_| SignatureError::Invalid { curve })
+}
+
+/// Strict DER, integers sized for `curve`, `0 < r, s < n`, low S.
+fn check_encoding(curve: KeyAlgorithm, sig_der: &[u8]) -> Result<(), SignatureError> {
     let sig = decode_for(curve, sig_der)?;
     if cmp_magnitude(sig.s, half_order(curve)) == Ordering::Greater {
         return Err(SignatureError::HighS { curve });
     }
-    public_key
-        .parsed
-        .verify_sig(msg, sig_der)
-        .map_err(|_| SignatureError::Invalid { curve })
+    Ok(())
 }
 
 impl PrivateKey {
@@ -720,6 +792,42 @@ mod tests {
                 verify(&public, msg.as_bytes(), &sig).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn verify_digest_gives_the_same_verdicts_as_verify() {
+        for curve in CURVES {
+            let key = PrivateKey::generate(curve).unwrap();
+            let other = PrivateKey::generate(curve).unwrap().public_key().unwrap();
+            let public = key.public_key().unwrap();
+            let sig = key.sign(b"tx").unwrap();
+            let high = complement_s(curve, &sig).unwrap();
+            let cases: [(&PublicKey, &[u8], &[u8]); 5] = [
+                (&public, b"tx", &sig),
+                (&public, b"tX", &sig),
+                (&other, b"tx", &sig),
+                (&public, b"tx", &high),
+                (&public, b"tx", &sig[..sig.len() - 1]),
+            ];
+            for (i, (k, msg, s)) in cases.into_iter().enumerate() {
+                let digest = MessageDigest::of(curve, msg);
+                assert_eq!(
+                    verify_digest(k, &digest, s),
+                    verify(k, msg, s),
+                    "{curve} case {i}"
+                );
+            }
+            assert!(verify_digest(&public, &MessageDigest::of(curve, b"tx"), &sig).is_ok());
+        }
+        let p256 = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let sig = p256.sign(b"tx").unwrap();
+        let e = verify_digest(
+            &p256.public_key().unwrap(),
+            &MessageDigest::of(KeyAlgorithm::EcdsaP384, b"tx"),
+            &sig,
+        )
+        .unwrap_err();
+        assert!(matches!(e, SignatureError::DigestMismatch { .. }), "{e}");
     }
 
     #[test]

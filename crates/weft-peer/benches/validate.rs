@@ -65,7 +65,9 @@ fn remember_own_endorsement(env: &Bytes, cache: &SignatureCache, me: &SigningIde
                 en.endorser.as_ref(),
             ]
             .concat();
-            cache.insert(&en.endorser, &msg, &en.signature);
+            let digest =
+                weft_crypto::sign::MessageDigest::of(me.identity().public_key.algorithm(), &msg);
+            cache.insert(&en.endorser, &digest, &en.signature);
         }
     }
 }

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use weft_crypto::sign::MessageDigest;
 
 use serde::Deserialize;
 use weft_ledger::{BlockStore, BlockStoreConfig, StateDb};
@@ -230,15 +231,16 @@ impl Channel {
         signature: &[u8],
     ) -> Result<ValidatedIdentity, IdentityError> {
         let id = self.deserialize_identity(identity)?;
-        let key = crate::verifycache::signature_key(identity, message, signature);
+        let digest = MessageDigest::of(id.public_key.algorithm(), message);
+        let key = crate::verifycache::signature_key(identity, &digest, signature);
         if !self.signatures.contains_key(&key) {
-            weft_crypto::sign::verify(&id.public_key, message, signature).map_err(|source| {
-                IdentityError::BadSignature {
+            weft_crypto::sign::verify_digest(&id.public_key, &digest, signature).map_err(
+                |source| IdentityError::BadSignature {
                     msp_id: id.msp_id.clone(),
                     subject: id.subject.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
             self.signatures.insert_key(key);
         }
         Ok(id)
@@ -548,11 +550,12 @@ impl crate::validator::TxContext for Channel {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), String> {
-        let key = crate::verifycache::signature_key(serialized, message, signature);
+        let digest = MessageDigest::of(identity.public_key.algorithm(), message);
+        let key = crate::verifycache::signature_key(serialized, &digest, signature);
         if self.signatures.contains_key(&key) {
             return Ok(());
         }
-        weft_crypto::sign::verify(&identity.public_key, message, signature)
+        weft_crypto::sign::verify_digest(&identity.public_key, &digest, signature)
             .map_err(|e| e.to_string())?;
         self.signatures.insert_key(key);
         Ok(())

@@ -589,16 +589,19 @@ impl Endorser {
         }
         .encode_to_vec();
         let endorser = self.identity.serialize();
+        let signed = [prp.as_slice(), endorser.as_slice()].concat();
         let signature = self
             .identity
-            .sign(&[prp.as_slice(), endorser.as_slice()].concat())
+            .sign(&signed)
             .map_err(|e| bad(format!("the peer could not sign the endorsement: {e}")))?;
         // The validator of this peer will not verify its own endorsement again.
-        channel.signature_cache().insert(
-            &endorser,
-            &[prp.as_slice(), endorser.as_slice()].concat(),
-            &signature,
+        let digest = weft_crypto::sign::MessageDigest::of(
+            self.identity.identity().public_key.algorithm(),
+            &signed,
         );
+        channel
+            .signature_cache()
+            .insert(&endorser, &digest, &signature);
         Ok(ProposalResponse {
             version: 1,
             timestamp: None,

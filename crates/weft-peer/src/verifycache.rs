@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use weft_crypto::sign::MessageDigest;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -73,13 +74,16 @@ impl Default for SignatureCache {
     }
 }
 
-/// The cache key of `signature` by `identity` over `message`.
-pub fn signature_key(identity: &[u8], message: &[u8], signature: &[u8]) -> [u8; 32] {
+/// The cache key of `signature` by `identity` over the message with digest `digest`: the
+/// digest the signature covers, so the message is hashed once for both the key and the
+/// verification ([`weft_crypto::sign::verify_digest`]).
+pub fn signature_key(identity: &[u8], digest: &MessageDigest, signature: &[u8]) -> [u8; 32] {
+    let digest = digest.as_bytes();
     let mut h = weft_crypto::Sha256::new();
     h.update(&(identity.len() as u64).to_be_bytes());
     h.update(identity);
-    h.update(&(message.len() as u64).to_be_bytes());
-    h.update(message);
+    h.update(&(digest.len() as u64).to_be_bytes());
+    h.update(digest);
     h.update(signature);
     h.finish()
 }
@@ -92,8 +96,8 @@ impl SignatureCache {
     }
 
     /// Record that `signature` by `identity` over `message` is good.
-    pub fn insert(&self, identity: &[u8], message: &[u8], signature: &[u8]) {
-        self.insert_key(signature_key(identity, message, signature));
+    pub fn insert(&self, identity: &[u8], digest: &MessageDigest, signature: &[u8]) {
+        self.insert_key(signature_key(identity, digest, signature));
     }
 
     pub fn insert_key(&self, key: [u8; 32]) {
@@ -101,8 +105,8 @@ impl SignatureCache {
     }
 
     /// Whether `signature` by `identity` over `message` was verified (or made) before.
-    pub fn contains(&self, identity: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        self.contains_key(&signature_key(identity, message, signature))
+    pub fn contains(&self, identity: &[u8], digest: &MessageDigest, signature: &[u8]) -> bool {
+        self.contains_key(&signature_key(identity, digest, signature))
     }
 
     pub fn contains_key(&self, key: &[u8; 32]) -> bool {
@@ -178,15 +182,16 @@ mod tests {
 
     #[test]
     fn signature_cache_is_bounded_and_keyed_by_all_parts() {
+        let d = |m: &[u8]| MessageDigest::of(weft_crypto::KeyAlgorithm::EcdsaP256, m);
         let c = SignatureCache::new(2);
-        c.insert(b"id", b"msg", b"sig");
-        assert!(c.contains(b"id", b"msg", b"sig"));
-        assert!(!c.contains(b"idm", b"sg", b"sig"));
-        assert!(!c.contains(b"id", b"msg", b"sig2"));
-        c.insert(b"id", b"msg", b"sig2");
-        c.insert(b"id", b"msg", b"sig3");
+        c.insert(b"id", &d(b"msg"), b"sig");
+        assert!(c.contains(b"id", &d(b"msg"), b"sig"));
+        assert!(!c.contains(b"idm", &d(b"sg"), b"sig"));
+        assert!(!c.contains(b"id", &d(b"msg"), b"sig2"));
+        c.insert(b"id", &d(b"msg"), b"sig2");
+        c.insert(b"id", &d(b"msg"), b"sig3");
         assert_eq!(c.len(), 2);
-        assert!(!c.contains(b"id", b"msg", b"sig"), "oldest evicted");
-        assert!(c.contains(b"id", b"msg", b"sig3"));
+        assert!(!c.contains(b"id", &d(b"msg"), b"sig"), "oldest evicted");
+        assert!(c.contains(b"id", &d(b"msg"), b"sig3"));
     }
 }
