@@ -19,6 +19,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -381,12 +382,13 @@ pub fn complement_s(curve: KeyAlgorithm, sig_der: &[u8]) -> Result<Vec<u8>, Sign
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-/// An ECDSA P-256 or P-384 public key, parsed once for repeated verification.
+/// An ECDSA P-256 or P-384 public key, parsed once for repeated verification. Cloning is
+/// cheap (shared, no copy): every validated identity handed out by a peer's caches has one.
 #[derive(Clone)]
 pub struct PublicKey {
     algorithm: KeyAlgorithm,
-    spki: Vec<u8>,
-    parsed: ParsedPublicKey,
+    spki: Arc<[u8]>,
+    parsed: Arc<ParsedPublicKey>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -481,8 +483,8 @@ impl PublicKey {
             })?;
         Ok(PublicKey {
             algorithm,
-            spki: spki.raw.to_vec(),
-            parsed,
+            spki: spki.raw.into(),
+            parsed: Arc::new(parsed),
         })
     }
 
