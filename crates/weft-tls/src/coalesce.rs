@@ -101,6 +101,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.buf.is_empty() {
+            this.deferred = false;
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
         if !this.deferred {
@@ -174,6 +175,43 @@ mod tests {
         // Nothing buffered: a flush goes straight through.
         w.flush().await.unwrap();
         assert_eq!((w.get_ref().writes, w.get_ref().flushes), (1, 2));
+    }
+
+    /// Counts wake-ups.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_flush_yields_once_and_wakes_itself_then_writes() {
+        let wakes = std::sync::Arc::new(Wakes(Default::default()));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut w = Coalesce::new(Counting::default());
+        assert!(matches!(
+            Pin::new(&mut w).poll_write(&mut cx, b"frame"),
+            Poll::Ready(Ok(5))
+        ));
+        // First flush: not yet, and the task is woken so it comes back.
+        assert!(Pin::new(&mut w).poll_flush(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(w.get_ref().writes, 0);
+        // Meanwhile another frame joins; the second flush writes both at once.
+        assert!(Pin::new(&mut w).poll_write(&mut cx, b"more").is_ready());
+        assert!(matches!(
+            Pin::new(&mut w).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!((w.get_ref().writes, w.get_ref().flushes), (1, 1));
+        assert_eq!(w.get_ref().data, b"framemore");
+        // The next flush with data defers again.
+        assert!(Pin::new(&mut w).poll_write(&mut cx, b"x").is_ready());
+        assert!(Pin::new(&mut w).poll_flush(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     #[tokio::test]
