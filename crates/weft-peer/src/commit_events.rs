@@ -16,6 +16,7 @@
 //! block (tx id, header type, chaincode event, the TRANSACTIONS_FILTER code), for listeners
 //! that replay history from the block store.
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -348,13 +349,6 @@ impl CommitEvents {
                 }
             }
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

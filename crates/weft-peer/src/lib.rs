@@ -49,6 +49,7 @@ pub mod node;
 pub mod package;
 pub mod runtime;
 pub mod simulator;
+mod sync;
 pub mod testing;
 pub mod validator;
 pub mod verifycache;

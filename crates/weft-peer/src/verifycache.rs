@@ -13,6 +13,7 @@
 //!
 //! Both are bounded: when full, the oldest entries (insertion order) are dropped.
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use weft_crypto::sign::MessageDigest;
@@ -52,13 +53,6 @@ impl<K: std::hash::Hash + Eq + Clone, V> Fifo<K, V> {
                 }
             }
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! any configured extra roots). A connection that fails is dropped from the cache so the next
 //! call dials again. Concurrent first uses of one address share one dial.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -137,12 +138,5 @@ impl Connections {
                 .with_settings(Settings::peer())
                 .with_handshake_timeout(self.dial_timeout),
         )
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }

@@ -14,6 +14,7 @@
 //! An envelope without an answer within the broadcast timeout retires its stream too, so one
 //! stuck stream does not hold later transactions.
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,13 +263,6 @@ fn rpc_error(status: &tonic::Status) -> String {
     )
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -341,13 +335,16 @@ mod tests {
                     let _ = stopped.await;
                 }),
         );
-        let target = Target {
+        (target(address), stop)
+    }
+
+    fn target(address: String) -> Target {
+        Target {
             address,
             msp_id: "OrdererMSP".into(),
             server_name: None,
             roots: Vec::new(),
-        };
-        (target, stop)
+        }
     }
 
     fn env(text: &str) -> Envelope {
@@ -469,12 +466,7 @@ mod tests {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = probe.local_addr().unwrap().to_string();
         drop(probe);
-        let target = Target {
-            address: address.clone(),
-            msp_id: "OrdererMSP".into(),
-            server_name: None,
-            roots: Vec::new(),
-        };
+        let target = target(address.clone());
         let (conns, streams) = (connections(), BroadcastStreams::default());
         let err = streams
             .broadcast(&conns, &target, env("x"), T)
