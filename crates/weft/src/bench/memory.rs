@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::procstat;
 
-/// End / midpoint ratio above which a node's memory counts as growing.
+/// End / first-half-peak ratio above which a node's memory counts as growing.
 pub const GROWTH_LIMIT: f64 = 1.3;
 
 /// One node's memory (and CPU) over the run.
@@ -35,7 +35,12 @@ pub struct NodeMemory {
     /// RSS at the run's midpoint (the first sample at or after half the elapsed time).
     #[serde(default)]
     pub mid_kib: u64,
-    /// end > GROWTH_LIMIT x mid.
+    /// The highest RSS over the run's first half (samples before half the elapsed time, or
+    /// the first sample).
+    #[serde(default)]
+    pub first_half_max_kib: u64,
+    /// end > GROWTH_LIMIT x first_half_max (never set for the bench's own process, which
+    /// keeps every transaction's latency by design).
     pub grew: bool,
     /// CPU time (user + system) the process used during the measured phase, in seconds
     /// (`None` when it could not be read at both ends).
@@ -56,6 +61,7 @@ impl NodeMemory {
             end_kib: 0,
             max_kib: 0,
             mid_kib: 0,
+            first_half_max_kib: 0,
             grew: false,
             cpu_s: None,
             cpu_start: None,
@@ -74,7 +80,16 @@ impl NodeMemory {
             .iter()
             .find(|(at, _)| *at >= t / 2.0)
             .map_or(kib, |(_, k)| *k);
-        self.grew = self.mid_kib > 0 && self.end_kib as f64 > GROWTH_LIMIT * self.mid_kib as f64;
+        self.first_half_max_kib = self
+            .samples
+            .iter()
+            .take_while(|(at, _)| *at < t / 2.0)
+            .map(|(_, k)| *k)
+            .max()
+            .unwrap_or(self.start_kib);
+        self.grew = self.first_half_max_kib > 0
+            && self.name != super::run::SELF_NAME
+            && self.end_kib as f64 > GROWTH_LIMIT * self.first_half_max_kib as f64;
     }
 }
 
@@ -306,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn growth_is_judged_over_the_second_half() {
+    fn growth_is_judged_against_the_first_halfs_peak() {
         let mut m = NodeMemory::new("peer", 1);
         // Warm-up growth in the first half is not growth.
         m.push(0.0, 100);
@@ -318,12 +333,44 @@ mod tests {
             (m.start_kib, m.mid_kib, m.max_kib, m.end_kib),
             (100, 310, 330, 330)
         );
+        assert_eq!(m.first_half_max_kib, 300);
         assert!(!m.grew);
-        // Still climbing at the end is.
+        // Still climbing past every earlier peak at the end is.
         m.push(5.0, 360);
         m.push(6.0, 450);
-        assert_eq!(m.mid_kib, 320);
+        assert_eq!((m.mid_kib, m.first_half_max_kib), (320, 310));
         assert!(m.grew);
+    }
+
+    #[test]
+    fn a_sawtooth_is_not_growth() {
+        // Memtables fill and flush: the midpoint sample falls just after a flush, and the end
+        // is 1.45x it, but no higher than the first half's peak allows.
+        let mut m = NodeMemory::new("peer", 1);
+        for (t, kib) in [
+            (0, 100),
+            (40, 150),
+            (80, 196),
+            (100, 149),
+            (120, 165),
+            (160, 212),
+        ] {
+            m.push(f64::from(t), kib);
+        }
+        m.push(240.0, 240);
+        assert_eq!((m.mid_kib, m.first_half_max_kib), (165, 196));
+        assert!(m.end_kib as f64 > GROWTH_LIMIT * m.mid_kib as f64);
+        assert!(!m.grew, "a sawtooth was flagged");
+    }
+
+    #[test]
+    fn the_bench_itself_is_never_flagged() {
+        // It keeps every latency, so it grows with the run by design.
+        let mut m = NodeMemory::new(super::super::run::SELF_NAME, 1);
+        m.push(0.0, 50);
+        m.push(1.0, 50);
+        m.push(2.0, 80);
+        assert!(!m.grew);
     }
 
     #[test]

@@ -228,8 +228,8 @@ pub fn render(r: &Report) -> String {
             mib(m.max_kib),
             if m.grew {
                 format!(
-                    "  GROWING: end is {:.1}x mid-run (limit {GROWTH_LIMIT}x)",
-                    m.end_kib as f64 / m.mid_kib.max(1) as f64
+                    "  GROWING: end is {:.1}x the first half's peak (limit {GROWTH_LIMIT}x)",
+                    m.end_kib as f64 / m.first_half_max_kib.max(1) as f64
                 )
             } else {
                 String::new()
@@ -468,6 +468,7 @@ pub(crate) mod tests {
                 samples: vec![(0.0, 102400), (1.0, 102400), (2.0, 204800)],
                 start_kib: 102400,
                 mid_kib: 102400,
+                first_half_max_kib: 102400,
                 end_kib: 204800,
                 max_kib: 204800,
                 grew: true,
@@ -500,7 +501,7 @@ pub(crate) mod tests {
             "p50 283.0 ms  p95 566.0 ms  p99 849.0 ms",
             "1 invalid:MVCC_READ_CONFLICT: first: transaction t was committed as invalid\n",
             "start  100.0 MiB  mid  100.0 MiB  end  200.0 MiB",
-            "GROWING: end is 2.0x mid-run",
+            "GROWING: end is 2.0x the first half's peak",
             "43.8% of a core    2500 µs/tx",
             "21.9% of 2 cores    2500 µs/tx",
         ] {
