@@ -91,7 +91,7 @@ pub struct ValidatedIdentity {
     pub fingerprint: String,
     pub public_key: PublicKey,
     /// The certificate, DER.
-    pub certificate: Vec<u8>,
+    pub certificate: std::sync::Arc<[u8]>,
     pub not_after: OffsetDateTime,
 }
 
@@ -613,7 +613,7 @@ impl Msp {
             fingerprint: leaf.fingerprint(),
             subject,
             public_key,
-            certificate: cert_der.to_vec(),
+            certificate: cert_der.into(),
             not_after: leaf.not_after,
         })
     }

@@ -796,7 +796,7 @@ impl Principal {
             }
             Principal::Identity {
                 msp_id, cert_der, ..
-            } => id.msp_id == *msp_id && id.certificate == *cert_der,
+            } => id.msp_id == *msp_id && *id.certificate == **cert_der,
             Principal::Never { .. } => false,
         }
     }

@@ -122,7 +122,7 @@ fn generated_identities_validate_with_their_nodeou_roles() {
     );
     let key = PrivateKey::from_pem(&read(&peer.sign_key), "priv_sk").unwrap();
     assert_eq!(id.public_key, key.public_key().unwrap());
-    assert_eq!(id.certificate, der(&peer.sign_cert));
+    assert_eq!(*id.certificate, *der(&peer.sign_cert));
 
     let roles: Vec<(String, IdentityRole)> = org1
         .users
