@@ -20,9 +20,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use weft_crypto::sign::MessageDigest;
 
 use serde::Deserialize;
+use weft_crypto::sign::MessageDigest;
 use weft_ledger::{BlockStore, BlockStoreConfig, StateDb};
 use weft_msp::msp::{IdentityError, Msp, MspManager, ValidatedIdentity};
 use weft_msp::policy::CompiledPolicy;

@@ -16,7 +16,6 @@
 //! block (tx id, header type, chaincode event, the TRANSACTIONS_FILTER code), for listeners
 //! that replay history from the block store.
 
-use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -28,6 +27,8 @@ use weft_proto::common::{Block, ChannelHeader, Envelope, HeaderType, Payload};
 use weft_proto::protos::{
     ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, ProposalResponsePayload, Transaction,
 };
+
+use crate::sync::lock;
 
 /// How many recent transaction results are kept for late waiters.
 pub const RECENT_TXS: usize = 50_000;

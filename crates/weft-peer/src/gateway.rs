@@ -260,14 +260,7 @@ impl Gateway {
                 if matches!(status.code(), Code::Unavailable | Code::Unknown) {
                     self.connections.forget(&target.address);
                 }
-                Err((
-                    Code::Unavailable,
-                    format!(
-                        "rpc error: code = {:?} desc = {}",
-                        status.code(),
-                        status.message()
-                    ),
-                ))
+                Err((Code::Unavailable, errors::remote_failure(&status)))
             }
             Err(_) => Err((
                 Code::DeadlineExceeded,

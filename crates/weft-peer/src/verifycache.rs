@@ -13,14 +13,15 @@
 //!
 //! Both are bounded: when full, the oldest entries (insertion order) are dropped.
 
-use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use weft_crypto::sign::MessageDigest;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
+use weft_crypto::sign::MessageDigest;
 use weft_msp::msp::{IdentityError, MspManager, ValidatedIdentity};
+
+use crate::sync::lock;
 
 /// Default capacity of a [`SignatureCache`].
 pub const SIGNATURE_CACHE_CAPACITY: usize = 200_000;

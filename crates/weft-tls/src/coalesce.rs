@@ -9,7 +9,9 @@
 //! asked to flush, lets the tasks already waiting to run go first (it wakes itself and
 //! answers "not yet"); those tasks add their frames to the same buffer, and the second flush
 //! writes everything. On an idle connection this delays a write by one turn of the
-//! scheduler (microseconds); on a busy one it turns many small writes into a few large ones.
+//! scheduler (at 50 clients in flight, where connections are mostly idle, `weft bench` gave
+//! p50 279 ms before and after); on a busy one it turns many small writes into a few large
+//! ones.
 //!
 //! Bytes are never held back without a flush request behind them: h2 always flushes after
 //! writing, and a flush is only deferred once.

@@ -31,6 +31,16 @@ pub fn error_detail(address: &str, msp_id: &str, message: impl Into<String>) -> 
     }
 }
 
+/// How a failed call to another node reads in an `ErrorDetail`, in the words of Fabric's
+/// gateway (grpc-go's error text): `rpc error: code = Unavailable desc = ...`.
+pub fn remote_failure(status: &Status) -> String {
+    format!(
+        "rpc error: code = {:?} desc = {}",
+        status.code(),
+        status.message()
+    )
+}
+
 /// A gRPC status with `details` attached the way Fabric attaches them.
 pub fn rpc_error(code: Code, message: impl Into<String>, details: &[ErrorDetail]) -> Status {
     let message = message.into();

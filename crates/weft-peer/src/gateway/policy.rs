@@ -6,9 +6,13 @@
 //! ENDORSEMENT_POLICY_FAILURE). Key-level policies are not considered here (the committer
 //! applies them); a client that knows they apply names the endorsing organizations.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use prost::Message;
+use weft_configtx::ChannelConfig;
 use weft_msp::msp::ValidatedIdentity;
+use weft_msp::policy::CompiledPolicy;
 use weft_proto::protos::Endorsement;
 
 use crate::channel::{Channel, EndorsementPolicy, DEFAULT_ENDORSEMENT_POLICY};
@@ -75,23 +79,60 @@ fn verified_endorsers(
     (ids, rejected)
 }
 
+/// The endorsement policy that applies to a chaincode on a channel.
+enum Applies {
+    /// The chaincode's own signature policy.
+    Signature(Arc<CompiledPolicy>),
+    /// A channel policy by path (the chaincode's, or the channel's default).
+    Channel(Arc<ChannelConfig>, String),
+    /// A channel from a channel file has no policies: one valid endorsement will do.
+    AnyEndorsement,
+}
+
+impl Applies {
+    fn to(channel: &Channel, chaincode: &str) -> Self {
+        let path = match channel
+            .definition(chaincode)
+            .and_then(|d| d.endorsement_policy)
+        {
+            Some(EndorsementPolicy::Signature(p)) => return Applies::Signature(p),
+            Some(EndorsementPolicy::ChannelPolicy(path)) => path,
+            None => DEFAULT_ENDORSEMENT_POLICY.to_owned(),
+        };
+        match channel.config() {
+            Some(config) => Applies::Channel(config, path),
+            None => Applies::AnyEndorsement,
+        }
+    }
+
+    /// The quick verdict, without an explanation.
+    fn met(&self, ids: &[ValidatedIdentity]) -> bool {
+        match self {
+            Applies::Signature(p) => p.is_satisfied(ids),
+            Applies::Channel(config, path) => config.policy_satisfied(path, ids),
+            Applies::AnyEndorsement => !ids.is_empty(),
+        }
+    }
+
+    /// The verdict, with why it failed.
+    fn explain(&self, ids: &[ValidatedIdentity]) -> Result<(), String> {
+        match self {
+            Applies::Signature(p) => p.evaluate(ids).map_err(|e| e.to_string()),
+            Applies::Channel(config, path) => config
+                .evaluate_policy_identities(path, ids)
+                .map_err(|e| e.to_string()),
+            Applies::AnyEndorsement if ids.is_empty() => Err("no valid endorsement".into()),
+            Applies::AnyEndorsement => Ok(()),
+        }
+    }
+}
+
 /// Whether the endorsements satisfy the chaincode's endorsement policy, without explaining
 /// a failure: the gateway asks this after its own endorsement to learn whether it needs
 /// other organizations', which under MAJORITY of two is the usual case.
 pub fn policy_met(channel: &Channel, chaincode: &str, endorsed: &[Endorsed]) -> bool {
     let (ids, _) = verified_endorsers(channel, endorsed);
-    let policy = channel
-        .definition(chaincode)
-        .and_then(|d| d.endorsement_policy);
-    let path = match policy {
-        Some(EndorsementPolicy::Signature(p)) => return p.is_satisfied(&ids),
-        Some(EndorsementPolicy::ChannelPolicy(path)) => path,
-        None => DEFAULT_ENDORSEMENT_POLICY.to_string(),
-    };
-    match channel.config() {
-        Some(config) => config.policy_satisfied(&path, &ids),
-        None => !ids.is_empty(),
-    }
+    Applies::to(channel, chaincode).met(&ids)
 }
 
 /// Whether the endorsements satisfy the chaincode's endorsement policy, and if not, why.
@@ -102,39 +143,12 @@ pub fn check_policy(
     endorsed: &[Endorsed],
 ) -> Result<(), String> {
     let (ids, rejected) = verified_endorsers(channel, endorsed);
-    let rejected_note = if rejected.is_empty() {
-        String::new()
-    } else {
-        format!("; endorsements that did not count: {}", rejected.join("; "))
-    };
-    let policy = channel
-        .definition(chaincode)
-        .and_then(|d| d.endorsement_policy);
-    let result = match policy {
-        Some(EndorsementPolicy::Signature(p)) => p.evaluate(&ids).map_err(|e| e.to_string()),
-        Some(EndorsementPolicy::ChannelPolicy(path)) => match channel.config() {
-            Some(config) => config
-                .evaluate_policy_identities(&path, &ids)
-                .map_err(|e| e.to_string()),
-            None => any_endorsement(&ids),
-        },
-        None => match channel.config() {
-            Some(config) => config
-                .evaluate_policy_identities(DEFAULT_ENDORSEMENT_POLICY, &ids)
-                .map_err(|e| e.to_string()),
-            // A channel from a channel file has no policies: one valid endorsement will do.
-            None => any_endorsement(&ids),
-        },
-    };
-    result.map_err(|e| {
+    Applies::to(channel, chaincode).explain(&ids).map_err(|e| {
+        let rejected_note = if rejected.is_empty() {
+            String::new()
+        } else {
+            format!("; endorsements that did not count: {}", rejected.join("; "))
+        };
         format!("the endorsement policy of chaincode {chaincode} on channel {} is not satisfied: {e}{rejected_note}", channel.id())
     })
-}
-
-fn any_endorsement(ids: &[ValidatedIdentity]) -> Result<(), String> {
-    if ids.is_empty() {
-        Err("no valid endorsement".into())
-    } else {
-        Ok(())
-    }
 }

@@ -6,7 +6,6 @@
 //! any configured extra roots). A connection that fails is dropped from the cache so the next
 //! call dials again. Concurrent first uses of one address share one dial.
 
-use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +14,8 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::OnceCell;
 use tonic::transport::Channel as GrpcChannel;
 use weft_tls::{ClientIdentity, Endpoint, Identity, Profile, Settings, TlsClient, Trust};
+
+use crate::sync::lock;
 
 /// How the gateway dials other nodes.
 #[derive(Debug, Clone)]
