@@ -232,11 +232,26 @@ pub async fn gateway_submit(
     args: &[&[u8]],
     timeout: Duration,
 ) -> Result<(String, u64), ClientError> {
-    use weft_proto::gateway::{EndorseRequest, SubmitRequest};
+    let (tx_id, envelope) = gateway_endorse(gateway, signer, channel, chaincode, args).await?;
+    gateway_send(gateway, channel, &tx_id, envelope).await?;
+    let block = wait_committed(gateway, signer, channel, &tx_id, timeout).await?;
+    Ok((tx_id, block))
+}
+
+/// The first half of [`gateway_submit`]: the gateway's `Endorse`, then the client's
+/// signature on the prepared transaction. Answers the tx id and the signed envelope, ready
+/// for [`gateway_send`].
+pub async fn gateway_endorse(
+    gateway: &Conn,
+    signer: &SigningIdentity,
+    channel: &str,
+    chaincode: &str,
+    args: &[&[u8]],
+) -> Result<(String, Envelope), ClientError> {
+    use weft_proto::gateway::EndorseRequest;
     let (proposal, tx_id) = crate::endorser::signed_proposal(signer, channel, chaincode, args, &[])
         .map_err(|e| err(format!("cannot make the proposal: {e}")))?;
-    let mut client = GatewayClient::new(gateway.channel.clone());
-    let endorsed = client
+    let endorsed = GatewayClient::new(gateway.channel.clone())
         .endorse(EndorseRequest {
             transaction_id: tx_id.clone(),
             channel_id: channel.to_owned(),
@@ -255,19 +270,30 @@ pub async fn gateway_submit(
     let signature = signer
         .sign(&prepared.payload)
         .map_err(|e| err(format!("cannot sign the transaction: {e}")))?;
-    client
+    let envelope = Envelope {
+        payload: prepared.payload,
+        signature: signature.into(),
+    };
+    Ok((tx_id, envelope))
+}
+
+/// The gateway's `Submit` of a signed transaction: answers once the orderer accepted it.
+pub async fn gateway_send(
+    gateway: &Conn,
+    channel: &str,
+    tx_id: &str,
+    envelope: Envelope,
+) -> Result<(), ClientError> {
+    use weft_proto::gateway::SubmitRequest;
+    GatewayClient::new(gateway.channel.clone())
         .submit(SubmitRequest {
-            transaction_id: tx_id.clone(),
+            transaction_id: tx_id.to_owned(),
             channel_id: channel.to_owned(),
-            prepared_transaction: Some(Envelope {
-                payload: prepared.payload,
-                signature: signature.into(),
-            }),
+            prepared_transaction: Some(envelope),
         })
         .await
         .map_err(|s| gateway_err(format!("gateway {}: submit {tx_id}", gateway.address), &s))?;
-    let block = wait_committed(gateway, signer, channel, &tx_id, timeout).await?;
-    Ok((tx_id, block))
+    Ok(())
 }
 
 /// Evaluate a transaction through a peer's Gateway (nothing is ordered): the chaincode's

@@ -124,11 +124,14 @@ pub fn check_block(
         })
 }
 
-/// The signed `DELIVER_SEEK_INFO` envelope asking for every block from `start` on.
+/// The signed `DELIVER_SEEK_INFO` envelope asking for the blocks from `start` to `stop`,
+/// waiting for blocks not yet there (`BLOCK_UNTIL_READY`). Under mutual TLS, `tls_cert_hash`
+/// is the SHA-256 of the client's TLS certificate (DER), as the deliver service checks.
 pub fn seek_envelope(
     signer: &SigningIdentity,
     channel: &str,
-    start: u64,
+    start: SeekType,
+    stop: SeekType,
     tls_cert_hash: Option<[u8; 32]>,
 ) -> Result<Envelope, String> {
     let creator = signer.serialize();
@@ -154,11 +157,9 @@ pub fn seek_envelope(
     };
     let seek = SeekInfo {
         start: Some(SeekPosition {
-            r#type: Some(SeekType::Specified(SeekSpecified { number: start })),
+            r#type: Some(start),
         }),
-        stop: Some(SeekPosition {
-            r#type: Some(SeekType::Specified(SeekSpecified { number: u64::MAX })),
-        }),
+        stop: Some(SeekPosition { r#type: Some(stop) }),
         behavior: SeekBehavior::BlockUntilReady as i32,
         error_response: SeekErrorResponse::Strict as i32,
         content_type: SeekContentType::Block as i32,
@@ -357,7 +358,14 @@ async fn session(
         .filter(|_| settings.tls_enabled)
         .and_then(|(cert, _)| weft_crypto::pem::certificates(cert, "TLS client certificate").ok())
         .and_then(|chain| chain.first().map(|c| weft_crypto::sha256(c.as_ref())));
-    let seek = seek_envelope(&settings.signer, &id, height, tls_hash).map_err(|e| (false, e))?;
+    let seek = seek_envelope(
+        &settings.signer,
+        &id,
+        SeekType::Specified(SeekSpecified { number: height }),
+        SeekType::Specified(SeekSpecified { number: u64::MAX }),
+        tls_hash,
+    )
+    .map_err(|e| (false, e))?;
     // Keep the request stream open while blocks flow.
     let (req_tx, req_rx) = tokio::sync::mpsc::channel::<Envelope>(1);
     let _ = req_tx.send(seek).await;

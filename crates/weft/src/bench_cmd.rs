@@ -11,6 +11,8 @@
 //!
 //! docs/BENCH.md is the user's guide.
 
+#[path = "bench/commits.rs"]
+mod commits;
 #[path = "bench/compare.rs"]
 mod compare;
 #[path = "bench/memory.rs"]
@@ -32,7 +34,7 @@ use std::time::Duration;
 use clap::Args;
 
 use report::{BenchFile, Report};
-use run::{Settings, Stop, Workload};
+use run::{CommitWait, Settings, Stop, Workload};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -63,6 +65,11 @@ pub struct BenchArgs {
     /// are expected and do not fail the run).
     #[arg(long)]
     conflicts: bool,
+    /// How a client learns its transaction committed: `status` calls the Gateway's
+    /// CommitStatus per transaction (fabric-gateway's submitTransaction); `blocks` watches one
+    /// filtered-block Deliver stream for the whole run.
+    #[arg(long, value_enum, default_value = "status")]
+    commit: CommitWait,
     /// Give up on a transaction after this long (Go duration).
     #[arg(long, value_parser = go_duration, default_value = "60s")]
     timeout: Duration,
@@ -118,6 +125,7 @@ impl BenchArgs {
             warmup: self.warmup,
             conflicts: self.conflicts,
             timeout: self.timeout,
+            commit: self.commit,
         })
     }
 }

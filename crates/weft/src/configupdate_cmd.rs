@@ -28,14 +28,12 @@ use weft_configtx::update;
 use weft_configtx::{config_from_block, ChannelConfig, OrgProfile};
 use weft_msp::msp::SigningIdentity;
 use weft_proto::common::{
-    Block, ChannelHeader, ConfigUpdateEnvelope, Envelope, Header, HeaderType, Payload,
-    SignatureHeader, Status,
+    Block, ChannelHeader, ConfigUpdateEnvelope, Envelope, Header, HeaderType, Payload, Status,
 };
 use weft_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use weft_proto::orderer::deliver_response::Type as DeliverType;
-use weft_proto::orderer::seek_info::SeekBehavior;
 use weft_proto::orderer::seek_position::Type as Pos;
-use weft_proto::orderer::{SeekInfo, SeekNewest, SeekOldest, SeekPosition, SeekSpecified};
+use weft_proto::orderer::{SeekNewest, SeekOldest, SeekSpecified};
 use weft_tls::{ClientIdentity, Identity};
 
 use crate::lifecycle_tx::{connect, peer_client_identity, runtime, Conn};
@@ -386,60 +384,6 @@ pub fn channel_update(args: ChannelUpdateArgs) -> Result<u8, BoxError> {
     Ok(0)
 }
 
-fn seek_envelope(
-    signer: &SigningIdentity,
-    channel: &str,
-    pos: Pos,
-    tls_hash: Option<[u8; 32]>,
-) -> Result<Envelope, BoxError> {
-    let creator = Bytes::from(signer.serialize());
-    let nonce = weft_crypto::random_bytes(24).map_err(|e| format!("cannot make a nonce: {e}"))?;
-    let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[nonce.as_slice(), &creator].concat()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let ch = ChannelHeader {
-        r#type: HeaderType::DeliverSeekInfo as i32,
-        channel_id: channel.to_owned(),
-        tx_id,
-        timestamp: Some(prost_types::Timestamp {
-            seconds: now.as_secs() as i64,
-            nanos: 0,
-        }),
-        tls_cert_hash: tls_hash
-            .map(|h| Bytes::copy_from_slice(&h))
-            .unwrap_or_default(),
-        ..ChannelHeader::default()
-    };
-    let seek = SeekInfo {
-        start: Some(SeekPosition { r#type: Some(pos) }),
-        stop: Some(SeekPosition { r#type: Some(pos) }),
-        behavior: SeekBehavior::BlockUntilReady as i32,
-        ..SeekInfo::default()
-    };
-    let payload = Bytes::from(
-        Payload {
-            header: Some(Header {
-                channel_header: Bytes::from(ch.encode_to_vec()),
-                signature_header: Bytes::from(
-                    SignatureHeader {
-                        creator,
-                        nonce: Bytes::from(nonce),
-                    }
-                    .encode_to_vec(),
-                ),
-            }),
-            data: Bytes::from(seek.encode_to_vec()),
-        }
-        .encode_to_vec(),
-    );
-    let signature = signer.sign(&payload)?;
-    Ok(Envelope {
-        payload,
-        signature: Bytes::from(signature),
-    })
-}
-
 /// One block from the orderer.
 async fn fetch_one(
     conn: &Conn,
@@ -448,7 +392,7 @@ async fn fetch_one(
     pos: Pos,
     tls_hash: Option<[u8; 32]>,
 ) -> Result<Block, BoxError> {
-    let env = seek_envelope(signer, channel, pos, tls_hash)?;
+    let env = weft_peer::deliverclient::seek_envelope(signer, channel, pos, pos, tls_hash)?;
     let mut stream = AtomicBroadcastClient::new(conn.channel.clone())
         .max_decoding_message_size(256 * 1024 * 1024)
         .deliver(tokio_stream::iter([env]))

@@ -1864,8 +1864,8 @@ fn weft_up_detach_chaincode_down_and_resume() {
 }
 
 /// `weft bench --compare all` starts its own networks (plaintext, TLS, mutual TLS; launched and
-/// chaincode server), drives each, stops them, and prints the ratios: a smoke run with a small
-/// count, no timing assertions.
+/// chaincode server; commits from CommitStatus and from a filtered-block stream), drives each,
+/// stops them, and prints the ratios: a smoke run with a small count, no timing assertions.
 #[test]
 fn weft_bench_compare_smoke_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1901,12 +1901,21 @@ fn weft_bench_compare_smoke_run() {
         "tls=server",
         "tls=mutual",
         "basic-ccaas",
+        "commit=blocks",
         "ratio",
     ] {
         assert!(all.contains(want), "no {want:?} in:\n{all}");
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert!(report["runs"].as_array().unwrap().len() >= 4, "{report}");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5, "{report}");
+    for run in runs {
+        assert_eq!(run["figures"]["errors"], 0, "{run}");
+    }
+    assert!(
+        runs.iter().any(|r| r["config"]["commit"] == "blocks"),
+        "{report}"
+    );
     // Every network it started is stopped.
     let leftover = std::process::Command::new("pgrep")
         .args(["-f", s(&tmp.path().join("nets"))])

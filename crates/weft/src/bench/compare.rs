@@ -6,7 +6,9 @@
 //! - `tls`: three networks (plaintext, server TLS, mutual TLS), chaincode `basic` (launched);
 //! - `chaincode`: one mutual-TLS network, chaincode `basic` (launched by the peer) and
 //!   `basic-ccaas` (a chaincode server the peer dials);
-//! - `all`: both, sharing the mutual-TLS network and its `basic` run.
+//! - `commit`: one mutual-TLS network, chaincode `basic`, commits learnt from a
+//!   `CommitStatus` call per transaction and from one filtered-block stream;
+//! - `all`: all three, sharing the mutual-TLS network and its `basic` run.
 //!
 //! The networks run one after the other. `--up-config FILE` is passed to every `weft up` as
 //! `--config` (batch settings, ports). The target of every run comes from its network's
@@ -18,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::report::{Group, Report};
-use super::run::{self, Settings};
+use super::run::{self, CommitWait, Settings};
 use super::target::{self, TargetFlags, TlsMode};
 
 /// What `--compare` varies.
@@ -28,56 +30,80 @@ pub enum Compare {
     Tls,
     /// Launched chaincode and chaincode server.
     Chaincode,
-    /// Both.
+    /// Commits learnt from CommitStatus calls and from a filtered-block stream.
+    Commit,
+    /// All of them.
     All,
 }
 
-/// One network of the plan and the chaincodes to run against it.
+/// One network of the plan and the runs against it: chaincode and how commits are learnt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub tls: TlsMode,
-    pub chaincodes: Vec<&'static str>,
+    pub runs: Vec<(&'static str, CommitWait)>,
 }
 
 /// The networks to start, in order, and the tables to print (row labels, as
 /// [`super::report::label`] makes them).
 pub fn plan(what: Compare) -> (Vec<Step>, Vec<Group>) {
-    let label = |tls: TlsMode, cc: &str| format!("tls={} cc={cc}", tls.as_str());
+    let label = |tls: TlsMode, cc: &str, commit: CommitWait| {
+        let base = format!("tls={} cc={cc}", tls.as_str());
+        match commit {
+            CommitWait::Status => base,
+            CommitWait::Blocks => format!("{base} commit=blocks"),
+        }
+    };
+    let status = CommitWait::Status;
     let tls_group = Group {
         title: "TLS on every link of the network (chaincode basic, launched)".to_owned(),
         labels: [TlsMode::Off, TlsMode::Server, TlsMode::Mutual]
             .iter()
-            .map(|t| label(*t, "basic"))
+            .map(|t| label(*t, "basic", status))
             .collect(),
     };
     let cc_group = Group {
         title: "chaincode launched by the peer vs chaincode server (mutual TLS)".to_owned(),
         labels: vec![
-            label(TlsMode::Mutual, "basic"),
-            label(TlsMode::Mutual, "basic-ccaas"),
+            label(TlsMode::Mutual, "basic", status),
+            label(TlsMode::Mutual, "basic-ccaas", status),
         ],
     };
-    let step = |tls, chaincodes| Step { tls, chaincodes };
+    let commit_group = Group {
+        title: "commits from CommitStatus calls vs one filtered-block stream (mutual TLS)"
+            .to_owned(),
+        labels: vec![
+            label(TlsMode::Mutual, "basic", status),
+            label(TlsMode::Mutual, "basic", CommitWait::Blocks),
+        ],
+    };
+    let step = |tls, runs| Step { tls, runs };
+    let basic = ("basic", status);
+    let ccaas = ("basic-ccaas", status);
+    let blocks = ("basic", CommitWait::Blocks);
     match what {
         Compare::Tls => (
             vec![
-                step(TlsMode::Off, vec!["basic"]),
-                step(TlsMode::Server, vec!["basic"]),
-                step(TlsMode::Mutual, vec!["basic"]),
+                step(TlsMode::Off, vec![basic]),
+                step(TlsMode::Server, vec![basic]),
+                step(TlsMode::Mutual, vec![basic]),
             ],
             vec![tls_group],
         ),
         Compare::Chaincode => (
-            vec![step(TlsMode::Mutual, vec!["basic", "basic-ccaas"])],
+            vec![step(TlsMode::Mutual, vec![basic, ccaas])],
             vec![cc_group],
+        ),
+        Compare::Commit => (
+            vec![step(TlsMode::Mutual, vec![basic, blocks])],
+            vec![commit_group],
         ),
         Compare::All => (
             vec![
-                step(TlsMode::Off, vec!["basic"]),
-                step(TlsMode::Server, vec!["basic"]),
-                step(TlsMode::Mutual, vec!["basic", "basic-ccaas"]),
+                step(TlsMode::Off, vec![basic]),
+                step(TlsMode::Server, vec![basic]),
+                step(TlsMode::Mutual, vec![basic, ccaas, blocks]),
             ],
-            vec![tls_group, cc_group],
+            vec![tls_group, cc_group, commit_group],
         ),
     }
 }
@@ -195,16 +221,20 @@ pub fn run(
                 target::NETWORK_FILE
             )
         })?;
-        for cc in &step.chaincodes {
+        for (cc, commit) in &step.runs {
             let flags = TargetFlags {
                 dir: dir.clone(),
                 chaincode: Some((*cc).to_owned()),
                 ..Default::default()
             };
             let t = target::resolve(&flags, Some(&file))?;
+            let settings = Settings {
+                commit: *commit,
+                ..settings.clone()
+            };
             let report = runtime
-                .block_on(run::run(&t, settings, interrupted.clone()))
-                .map_err(|e| format!("[tls={} cc={cc}] {e}", step.tls.as_str()))?;
+                .block_on(run::run(&t, &settings, interrupted.clone()))
+                .map_err(|e| format!("[{}] {e}", super::report::label(&t, *commit)))?;
             each(&report);
             reports.push(report);
         }
@@ -220,14 +250,23 @@ mod tests {
 
     #[test]
     fn every_row_of_every_table_is_run() {
-        for what in [Compare::Tls, Compare::Chaincode, Compare::All] {
+        for what in [
+            Compare::Tls,
+            Compare::Chaincode,
+            Compare::Commit,
+            Compare::All,
+        ] {
             let (steps, groups) = plan(what);
             let run: Vec<String> = steps
                 .iter()
                 .flat_map(|s| {
-                    s.chaincodes
+                    s.runs
                         .iter()
-                        .map(|c| format!("tls={} cc={c}", s.tls.as_str()))
+                        .map(|(c, commit)| {
+                            let report =
+                                crate::bench_cmd::report::tests::fabricated(s.tls, c, 1.0, 1.0);
+                            crate::bench_cmd::report::label(&report.config.target, *commit)
+                        })
                         .collect::<Vec<_>>()
                 })
                 .collect();
@@ -241,7 +280,7 @@ mod tests {
             modes.dedup();
             assert_eq!(modes.len(), steps.len());
         }
-        assert_eq!(plan(Compare::All).1.len(), 2);
+        assert_eq!(plan(Compare::All).1.len(), 3);
     }
 
     #[test]

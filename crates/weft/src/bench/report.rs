@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::memory::{NodeMemory, GROWTH_LIMIT};
+use super::run::CommitWait;
 use super::stats::{ErrorKind, Latency};
 use super::target::Target;
 
@@ -79,6 +80,9 @@ pub struct Config {
     pub warmup_s: f64,
     pub conflicts: bool,
     pub timeout_s: f64,
+    /// How clients learnt their commits (absent in reports from before the option).
+    #[serde(default)]
+    pub commit: CommitWait,
 }
 
 /// The measured figures.
@@ -112,8 +116,12 @@ pub struct Report {
 }
 
 /// A run's label: what a comparison varies.
-pub fn label(target: &Target) -> String {
-    format!("tls={} cc={}", target.tls.as_str(), target.chaincode)
+pub fn label(target: &Target, commit: CommitWait) -> String {
+    let base = format!("tls={} cc={}", target.tls.as_str(), target.chaincode);
+    match commit {
+        CommitWait::Status => base,
+        CommitWait::Blocks => format!("{base} commit=blocks"),
+    }
 }
 
 fn mib(kib: u64) -> String {
@@ -158,6 +166,13 @@ pub fn render(r: &Report) -> String {
             ""
         },
     );
+    if c.commit != CommitWait::Status {
+        let _ = writeln!(
+            s,
+            "  commits    learnt from one filtered-block stream (--commit blocks), not \
+             CommitStatus calls"
+        );
+    }
     let _ = writeln!(
         s,
         "  target     {} ({}), channel {}, chaincode {}, as {} ({})",
@@ -423,7 +438,7 @@ pub(crate) mod tests {
             processes: Vec::new(),
         };
         Report {
-            label: label(&target),
+            label: label(&target, CommitWait::Status),
             started_at: "2026-11-21T13:00:00Z".into(),
             weft_version: "0.1.0".into(),
             machine: Machine {
@@ -441,6 +456,7 @@ pub(crate) mod tests {
                 warmup_s: 0.0,
                 conflicts: false,
                 timeout_s: 60.0,
+                commit: Default::default(),
             },
             figures: Figures {
                 completed: 1000,

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use weft_msp::msp::SigningIdentity;
 use weft_peer::client::Conn;
+use weft_proto::protos::TxValidationCode;
 use weft_tls::{
     ClientIdentity, Endpoint, Identity, Profile, Settings as TlsSettings, TlsClient, Trust,
 };
 
+use super::commits::Commits;
 use super::memory::Sampler;
 
 /// How the report names the bench's own process among the nodes.
@@ -70,6 +72,19 @@ impl Workload {
 
 const TRANSFER_RING: usize = 4;
 
+/// How a client learns that its submitted transaction committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitWait {
+    /// One Gateway `CommitStatus` call per transaction, as fabric-gateway's
+    /// `submitTransaction` does.
+    #[default]
+    Status,
+    /// One filtered-block `Deliver` stream for the whole run, as Fabric's earlier SDKs did
+    /// (and fabric-gateway's `submitAsync` with `getFilteredBlockEvents`).
+    Blocks,
+}
+
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stop {
@@ -89,6 +104,7 @@ pub struct Settings {
     pub warmup: Duration,
     pub conflicts: bool,
     pub timeout: Duration,
+    pub commit: CommitWait,
 }
 
 /// The asset-transfer call for a client's `k`-th transaction: the arguments and whether it
@@ -182,6 +198,19 @@ pub fn tls_client(target: &Target) -> Result<Option<TlsClient>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Under mutual TLS, the SHA-256 of the client's TLS certificate, which a deliver request
+/// must carry.
+fn tls_cert_hash(target: &Target) -> Result<Option<[u8; 32]>, String> {
+    match (target.tls, &target.client_cert, &target.client_key) {
+        (TlsMode::Mutual, Some(c), Some(k)) => {
+            let id = Identity::from_pem_files(c, k, "--certfile/--keyfile")
+                .map_err(|e| e.to_string())?;
+            Ok(id.chain().first().map(|c| weft_crypto::sha256(c.as_ref())))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// How a TLS diagnosis names the bench's settings.
 fn tls_settings() -> TlsSettings {
     TlsSettings {
@@ -230,6 +259,8 @@ struct Shared {
     done: AtomicU64,
     errors: AtomicU64,
     interrupted: Arc<AtomicBool>,
+    /// With `--commit blocks`: the stream commits are learnt from.
+    commits: Option<Commits>,
 }
 
 impl Shared {
@@ -253,7 +284,9 @@ impl Shared {
         let conn = self.conn(client);
         let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let call = async {
-            if submit {
+            if let (true, Some(commits)) = (submit, &self.commits) {
+                self.submit_watched(conn, commits, &bytes).await
+            } else if submit {
                 weft_peer::client::gateway_submit(
                     conn,
                     &self.signer,
@@ -286,6 +319,46 @@ impl Shared {
                 args.first().map_or("", |a| a)
             )),
         }
+    }
+
+    /// Endorse and submit through the Gateway, then wait for the transaction on the
+    /// filtered-block stream (registered before the submit, so its block cannot pass unseen).
+    async fn submit_watched(
+        &self,
+        conn: &Conn,
+        commits: &Commits,
+        args: &[&[u8]],
+    ) -> Result<(), weft_peer::client::ClientError> {
+        use weft_peer::client::{gateway_endorse, gateway_send, ClientError};
+        let (tx_id, envelope) =
+            gateway_endorse(conn, &self.signer, &self.channel, &self.chaincode, args).await?;
+        let committed = commits.expect(&tx_id);
+        if let Err(e) = gateway_send(conn, &self.channel, &tx_id, envelope).await {
+            commits.forget(&tx_id);
+            return Err(e);
+        }
+        let (block, code) = match tokio::time::timeout(self.timeout, committed).await {
+            Ok(Ok(outcome)) => outcome.map_err(ClientError)?,
+            Ok(Err(_)) => return Err(ClientError("the commit stream was dropped".to_owned())),
+            Err(_) => {
+                commits.forget(&tx_id);
+                return Err(ClientError(format!(
+                    "transaction {tx_id} was not committed on peer {} within {:?} (no \
+                     filtered block named it)",
+                    conn.address, self.timeout
+                )));
+            }
+        };
+        if code != TxValidationCode::Valid as i32 {
+            let name = TxValidationCode::try_from(code)
+                .map(|c| c.as_str_name())
+                .unwrap_or("UNKNOWN");
+            return Err(ClientError(format!(
+                "transaction {tx_id} was committed as invalid on peer {}: {name} (block {block})",
+                conn.address
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -442,6 +515,13 @@ pub async fn run(
     for _ in 0..connections {
         conns.push(connect(target, tls.as_ref()).await?);
     }
+    let commits = match settings.commit {
+        CommitWait::Status => None,
+        CommitWait::Blocks => {
+            let hash = tls_cert_hash(target)?;
+            Some(Commits::open(&conns[0], &signer, &target.channel, hash).await?)
+        }
+    };
     let clients = settings.clients.max(1);
     let run_id = run_id();
     let per = settings.workload.assets_per_client();
@@ -464,6 +544,7 @@ pub async fn run(
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         interrupted: interrupted.clone(),
+        commits,
     });
 
     // Probe: one transaction alone; its failure ends the run with the reason.
@@ -519,7 +600,7 @@ pub async fn run(
     let latency = summarize(&mut latencies);
     let error_total = errors.total();
     Ok(Report {
-        label: report::label(target),
+        label: report::label(target, settings.commit),
         started_at,
         weft_version: env!("CARGO_PKG_VERSION").to_owned(),
         machine: Machine::this(),
@@ -539,6 +620,7 @@ pub async fn run(
             warmup_s: settings.warmup.as_secs_f64(),
             conflicts: settings.conflicts,
             timeout_s: settings.timeout.as_secs_f64(),
+            commit: settings.commit,
         },
         figures: Figures {
             completed,
