@@ -203,19 +203,21 @@ impl<M> Family<M> {
     /// The child for these label values (in the order of the family's label names; missing
     /// values are empty, extra ones ignored).
     pub fn with(&self, values: &[&str]) -> Arc<M> {
-        let mut key: Vec<String> = values
-            .iter()
-            .take(self.labels.len())
-            .map(|v| (*v).to_owned())
-            .collect();
-        key.resize(self.labels.len(), String::new());
+        let n = self.labels.len();
+        let value = |i: usize| values.get(i).copied().unwrap_or("");
         let mut children = match self.children.lock() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
-        if let Some(c) = children.get(&key) {
+        // Found without building a key: this runs on every request, and a family has few
+        // children.
+        if let Some((_, c)) = children
+            .iter()
+            .find(|(k, _)| k.iter().enumerate().all(|(i, v)| v == value(i)))
+        {
             return c.clone();
         }
+        let key: Vec<String> = (0..n).map(|i| value(i).to_owned()).collect();
         let child = Arc::new((self.make)(self));
         children.insert(key, child.clone());
         child
@@ -468,6 +470,31 @@ mod tests {
         );
         assert!(text.contains("fn_gauge{a=\"x\"} 1.5\n"), "{text}");
         assert!(!text.contains("unused"), "{text}");
+    }
+
+    #[test]
+    fn the_same_label_values_give_the_same_child() {
+        let r = Registry::new();
+        let v = r.counter_vec("calls", "Calls.", &["channel", "status"]);
+        v.with(&["a", "ok"]).inc();
+        v.with(&["a", "ok", "extra ignored"]).inc();
+        v.with(&["a"]).inc();
+        v.with(&["a", ""]).inc();
+        v.with(&["b", "ok"]).inc();
+        assert!(Arc::ptr_eq(&v.with(&["a", "ok"]), &v.with(&["a", "ok"])));
+        let text = r.encode();
+        assert!(
+            text.contains("calls{channel=\"a\",status=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("calls{channel=\"a\",status=\"\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("calls{channel=\"b\",status=\"ok\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -77,11 +77,15 @@ pub struct Prepared {
     pub config_seq: Option<u64>,
 }
 
-/// How many threads phase 1 uses: the machine's cores.
+/// How many threads phase 1 uses: the machine's cores, read once (the standard library reads
+/// the cgroup files on every call, and this is asked for every block).
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
 }
 
 fn number_of(channel: &Channel, block: &Block) -> Result<u64, CommitError> {

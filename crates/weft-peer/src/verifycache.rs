@@ -38,10 +38,13 @@ struct Fifo<K, V> {
 
 impl<K: std::hash::Hash + Eq + Clone, V> Fifo<K, V> {
     fn new(capacity: usize) -> Self {
+        // Sized for the capacity up front: growing rehashes the whole map under the lock,
+        // with every verifying thread waiting on it.
+        let capacity = capacity.max(1);
         Fifo {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
+            map: HashMap::with_capacity(capacity),
+            order: VecDeque::with_capacity(capacity),
+            capacity,
         }
     }
 
