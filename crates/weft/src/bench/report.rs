@@ -331,9 +331,15 @@ pub fn cpu_per_tx_us(r: &Report) -> Option<f64> {
 pub fn render_table(title: &str, rows: &[&Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{title}");
+    let w = rows
+        .iter()
+        .map(|r| r.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(26);
     let _ = writeln!(
         s,
-        "  {:<26} {:>9} {:>7} {:>9} {:>9} {:>7} {:>10} {:>9}",
+        "  {:<w$} {:>9} {:>7} {:>9} {:>9} {:>7} {:>10} {:>9}",
         "run", "tx/s", "ratio", "p50 ms", "p99 ms", "errors", "CPU µs/tx", "CPU ratio"
     );
     let reference = rows
@@ -346,7 +352,7 @@ pub fn render_table(title: &str, rows: &[&Report]) -> String {
         let cpu = cpu_per_tx_us(r);
         let _ = writeln!(
             s,
-            "  {:<26} {:>9.1} {:>7} {:>9.1} {:>9.1} {:>7} {:>10} {:>9}",
+            "  {:<w$} {:>9.1} {:>7} {:>9.1} {:>9.1} {:>7} {:>10} {:>9}",
             r.label,
             f.throughput_tps,
             ratio(f.throughput_tps, reference),
@@ -607,6 +613,21 @@ pub(crate) mod tests {
         assert_eq!(cpu_per_tx_us(&r), Some(3000.0));
         r.memory.clear();
         assert_eq!(cpu_per_tx_us(&r), None);
+    }
+
+    #[test]
+    fn table_columns_line_up_under_long_labels() {
+        let short = fabricated(TlsMode::Off, "basic", 200.0, 100.0);
+        let mut long = fabricated(TlsMode::Mutual, "basic", 240.0, 90.0);
+        long.label = label(&long.config.target, CommitWait::Blocks);
+        let table = render_table("t", &[&short, &long]);
+        let widths: Vec<usize> = table.lines().skip(1).map(|l| l.chars().count()).collect();
+        assert_eq!(widths.len(), 3, "{table}");
+        assert!(widths.iter().all(|w| *w == widths[0]), "{table}");
+        assert!(
+            table.contains("tls=mutual cc=basic commit=blocks"),
+            "{table}"
+        );
     }
 
     #[test]
