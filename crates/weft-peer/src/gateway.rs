@@ -38,7 +38,7 @@ pub mod remote;
 pub mod streams;
 pub mod submit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +58,7 @@ use weft_proto::protos::{ProposalResponse, SignedProposal};
 
 use crate::channel::{Channel, Channels};
 use crate::endorser::Endorser;
+use crate::sync::lock;
 use errors::{error_detail, rpc_error};
 use join::futures_join_all;
 use policy::{check_policy, endorser_name, org_tls_roots, policy_met, Endorsed};
@@ -125,6 +126,16 @@ pub struct Gateway {
     next_orderer: AtomicUsize,
     /// The operations metrics (set once at node start).
     metrics: std::sync::OnceLock<Arc<weft_ops::peer::PeerMetrics>>,
+    /// [`Gateway::remote_peers`] by channel, with the config and MSPs they were built from.
+    remote: std::sync::Mutex<HashMap<String, RemotePeers>>,
+}
+
+/// The other orgs' peers of one channel, as of one channel config.
+#[derive(Debug, Clone)]
+struct RemotePeers {
+    config: Option<Arc<weft_configtx::ChannelConfig>>,
+    msps: Arc<weft_msp::msp::MspManager>,
+    by_org: Arc<BTreeMap<String, Vec<Target>>>,
 }
 
 impl Gateway {
@@ -145,6 +156,7 @@ impl Gateway {
             broadcasts: streams::BroadcastStreams::default(),
             next_orderer: AtomicUsize::new(0),
             metrics: std::sync::OnceLock::new(),
+            remote: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -196,7 +208,35 @@ impl Gateway {
 
     /// The peers of other organizations that may endorse on `channel`, by MSP ID: the
     /// configured peers and the channel's anchor peers, this peer excluded.
-    fn remote_peers(&self, channel: &Channel) -> BTreeMap<String, Vec<Target>> {
+    /// Built once per channel config (every endorsement asks), so an update of the anchor
+    /// peers or of an org's TLS roots takes effect with the config block that carries it.
+    pub fn remote_peers(&self, channel: &Channel) -> Arc<BTreeMap<String, Vec<Target>>> {
+        let config = channel.config();
+        let msps = channel.msps();
+        let current = |r: &RemotePeers| {
+            Arc::ptr_eq(&r.msps, &msps)
+                && match (&r.config, &config) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        };
+        if let Some(r) = lock(&self.remote).get(channel.id()).filter(|r| current(r)) {
+            return r.by_org.clone();
+        }
+        let by_org = Arc::new(self.find_remote_peers(channel));
+        lock(&self.remote).insert(
+            channel.id().to_owned(),
+            RemotePeers {
+                config,
+                msps,
+                by_org: by_org.clone(),
+            },
+        );
+        by_org
+    }
+
+    fn find_remote_peers(&self, channel: &Channel) -> BTreeMap<String, Vec<Target>> {
         let mut by_org: BTreeMap<String, Vec<Target>> = BTreeMap::new();
         let mut add = |address: String, msp_id: String, server_name: Option<String>| {
             if address == self.local.address {

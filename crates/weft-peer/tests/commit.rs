@@ -846,6 +846,13 @@ async fn peer_commits_a_config_update_and_trusts_the_new_org() {
     };
     let refused = weft_tls::grpc::channel(Some(org3_client()), peer_ep()).await;
     assert!(refused.is_err(), "org3 client accepted before the update");
+    let gateway = peer.node.gateway.clone().expect("the peer runs a gateway");
+    let before = gateway.remote_peers(&channel);
+    assert!(!before.contains_key("Org3MSP"), "{before:?}");
+    assert!(
+        Arc::ptr_eq(&before, &gateway.remote_peers(&channel)),
+        "built again under the same config"
+    );
 
     // Org1's admin submits the update, signed by both orgs' admins, to the orderer.
     let admin1 = net.orgs[0].admin.signer().unwrap();
@@ -895,6 +902,15 @@ async fn peer_commits_a_config_update_and_trusts_the_new_org() {
     }
     assert_eq!(sequence, 1);
     assert_eq!(channel.blocks().height(), 2);
+    // The gateway's endorsing peers follow the config: org3's anchor peer, with its TLS CA.
+    let after = gateway.remote_peers(&channel);
+    let org3_peers = after
+        .get("Org3MSP")
+        .expect("org3's anchor peer after the update");
+    assert_eq!(org3_peers[0].address, "peer0.org3.example.com:11051");
+    assert!(!org3_peers[0].roots.is_empty());
+    // The gateway holds the channels: let go of it before the peer restarts below.
+    drop(gateway);
     assert!(channel
         .config()
         .unwrap()
