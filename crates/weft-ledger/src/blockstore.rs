@@ -80,6 +80,8 @@ pub const NOT_VALIDATED: u8 = 254;
 const BLOCK_PREFIX: u8 = b'b';
 const TX_PREFIX: u8 = b't';
 const CHECKPOINT_KEY: &[u8] = b"c";
+/// Whether the store indexes transaction ids (`1`) or not (`0`), fixed when it is created.
+const TX_INDEX_KEY: &[u8] = b"i";
 const FILE_PREFIX: &str = "blockfile_";
 
 /// Block store settings.
@@ -90,6 +92,10 @@ pub struct BlockStoreConfig {
     pub max_file_size: u64,
     /// Fsync block files and index writes before `append` returns.
     pub sync: bool,
+    /// Index every transaction id ([`BlockStore::tx_location`]), as a peer's ledger does; an
+    /// orderer's, as in Fabric, indexes block numbers only. Fixed when the store is created:
+    /// an existing store keeps the mode it was created with.
+    pub index_tx_ids: bool,
 }
 
 impl Default for BlockStoreConfig {
@@ -97,6 +103,7 @@ impl Default for BlockStoreConfig {
         BlockStoreConfig {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             sync: true,
+            index_tx_ids: true,
         }
     }
 }
@@ -447,6 +454,23 @@ struct Inner {
 }
 
 /// The index's checkpoint (the durable end of the block files); the default for a new index.
+/// The recorded [`BlockStoreConfig::index_tx_ids`], if any.
+fn read_tx_index_mode(db: &DB, index_path: &Path) -> Result<Option<bool>, BlockStoreError> {
+    match db.get(TX_INDEX_KEY) {
+        Ok(None) => Ok(None),
+        Ok(Some(b)) if b.as_slice() == b"1" => Ok(Some(true)),
+        Ok(Some(b)) if b.as_slice() == b"0" => Ok(Some(false)),
+        Ok(Some(b)) => Err(BlockStoreError::Index {
+            path: index_path.to_owned(),
+            detail: format!("the index mode entry is {b:?}, not \"0\" or \"1\""),
+        }),
+        Err(e) => Err(BlockStoreError::Index {
+            path: index_path.to_owned(),
+            detail: format!("cannot read the index mode: {e}"),
+        }),
+    }
+}
+
 fn read_checkpoint(db: &DB, index_path: &Path) -> Result<Checkpoint, BlockStoreError> {
     match db.get(CHECKPOINT_KEY) {
         Ok(None) => Ok(Checkpoint::default()),
@@ -482,6 +506,20 @@ impl BlockStore {
             detail: format!("cannot open: {e} (is another weft process using it?)"),
         })?;
         let checkpoint = read_checkpoint(&db, &index_path)?;
+        let mut config = config;
+        config.index_tx_ids = match read_tx_index_mode(&db, &index_path)? {
+            Some(stored) => stored,
+            None => {
+                // A store from before the mode was recorded indexed transaction ids.
+                let mode = config.index_tx_ids || checkpoint.height > 0;
+                db.put(TX_INDEX_KEY, if mode { b"1" } else { b"0" })
+                    .map_err(|e| BlockStoreError::Index {
+                        path: index_path.clone(),
+                        detail: format!("cannot record the index mode: {e}"),
+                    })?;
+                mode
+            }
+        };
         let mut inner = Inner {
             chains,
             index_path,
@@ -527,12 +565,16 @@ impl BlockStore {
             }
         })?;
         let checkpoint = read_checkpoint(&db, &index_path)?;
+        let index_tx_ids = read_tx_index_mode(&db, &index_path)?.unwrap_or(true);
         Ok(BlockStore {
             inner: Arc::new(Inner {
                 chains,
                 index_path,
                 db,
-                config: BlockStoreConfig::default(),
+                config: BlockStoreConfig {
+                    index_tx_ids,
+                    ..BlockStoreConfig::default()
+                },
                 height: AtomicU64::new(checkpoint.height),
                 writer: Mutex::new(Writer {
                     file_num: checkpoint.file,
@@ -713,9 +755,16 @@ impl BlockStore {
     }
 
     /// Where the transaction `tx_id` is: (block number, tx number in the block). With
-    /// duplicates, the first occurrence in the chain.
+    /// duplicates, the first occurrence in the chain. An error on a store that does not index
+    /// transaction ids (an orderer's).
     pub fn tx_location(&self, tx_id: &str) -> Result<Option<(u64, u64)>, BlockStoreError> {
         let inner = &*self.inner;
+        if !inner.config.index_tx_ids {
+            return Err(inner.index_err(format!(
+                "cannot look up tx {tx_id:?}: this block store indexes block numbers only (an \
+                 orderer's ledger, as in Fabric); look the transaction up in a peer's ledger"
+            )));
+        }
         match inner.db.get(tx_key(tx_id)) {
             Ok(None) => Ok(None),
             Ok(Some(b)) => match decode_tx_location(&b) {
@@ -800,11 +849,10 @@ impl Inner {
         let mut batch = WriteBatch::default();
         batch.put(block_key(number), location.encode());
         let mut seen = HashSet::new();
-        let envelopes = block
-            .data
-            .as_ref()
-            .map(|d| d.data.as_slice())
-            .unwrap_or(&[]);
+        let envelopes = match &block.data {
+            Some(d) if self.config.index_tx_ids => d.data.as_slice(),
+            _ => &[],
+        };
         for (tx_num, envelope) in envelopes.iter().enumerate() {
             let Some(tx_id) = envelope_tx_id(envelope) else {
                 continue;

@@ -72,7 +72,7 @@ fn block(number: u64) -> Block {
 fn config(max_file_size: u64) -> BlockStoreConfig {
     BlockStoreConfig {
         max_file_size,
-        sync: true,
+        ..BlockStoreConfig::default()
     }
 }
 
@@ -320,6 +320,47 @@ fn tx_ids_are_indexed_and_the_first_occurrence_wins() {
     let store = open(dir.path());
     assert_eq!(store.height(), 2);
     check_tx_index(&store);
+}
+
+/// An orderer's store indexes block numbers only: blocks read back, a tx lookup explains why
+/// it cannot answer, and the mode sticks across reopening (with either config) and read-only
+/// opens.
+#[test]
+fn a_store_without_a_tx_index_says_so_and_keeps_its_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks_only = BlockStoreConfig {
+        index_tx_ids: false,
+        ..BlockStoreConfig::default()
+    };
+    {
+        let store = BlockStore::open(dir.path(), blocks_only.clone()).unwrap();
+        store
+            .append_block(&block_with(0, vec![envelope("alpha", "a0")], &[0]))
+            .unwrap();
+    }
+    let reopened = [
+        BlockStore::open(dir.path(), BlockStoreConfig::default()).unwrap(),
+        BlockStore::open_read_only(dir.path()).unwrap(),
+    ];
+    for store in &reopened {
+        assert_eq!(store.height(), 1);
+        assert!(store.block(0).unwrap().is_some());
+        let e = store.tx_location("alpha").unwrap_err().to_string();
+        assert!(e.contains("indexes block numbers only"), "{e}");
+        assert!(e.contains("peer's ledger"), "{e}");
+    }
+    drop(reopened);
+
+    // A store created indexing tx ids keeps doing so, even when opened as an orderer's.
+    let old = tempfile::tempdir().unwrap();
+    {
+        let store = open(old.path());
+        store
+            .append_block(&block_with(0, vec![envelope("beta", "b0")], &[0]))
+            .unwrap();
+    }
+    let store = BlockStore::open(old.path(), blocks_only).unwrap();
+    assert_eq!(store.tx_location("beta").unwrap(), Some((0, 0)));
 }
 
 fn check_tx_index(store: &BlockStore) {

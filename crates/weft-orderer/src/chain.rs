@@ -227,6 +227,16 @@ impl ChainHooks for ConfigState {
     }
 }
 
+/// An orderer's block store indexes block numbers only, as Fabric's orderer ledger does:
+/// nothing on the orderer looks a transaction up by id, and indexing each one cost a read and
+/// a write per transaction.
+fn store_config() -> BlockStoreConfig {
+    BlockStoreConfig {
+        index_tx_ids: false,
+        ..BlockStoreConfig::default()
+    }
+}
+
 fn storage(channel: &str, path: &Path, detail: impl std::fmt::Display) -> ChainError {
     ChainError::Storage {
         channel: channel.to_owned(),
@@ -281,7 +291,7 @@ impl Chain {
         let _ = std::fs::remove_dir_all(&pending);
         std::fs::create_dir_all(&pending).map_err(|e| storage(&id, &pending, e))?;
         {
-            let store = BlockStore::open(&pending, BlockStoreConfig::default())
+            let store = BlockStore::open(&pending, store_config())
                 .map_err(|e| storage(&id, &pending, e))?;
             store
                 .append_block(genesis)
@@ -306,10 +316,8 @@ impl Chain {
         signer: &BlockSigner,
     ) -> Result<Arc<Chain>, ChainError> {
         let dir = paths.store_dir(id);
-        let store = Arc::new(
-            BlockStore::open(&dir, BlockStoreConfig::default())
-                .map_err(|e| storage(id, &dir, e))?,
-        );
+        let store =
+            Arc::new(BlockStore::open(&dir, store_config()).map_err(|e| storage(id, &dir, e))?);
         let height = store.height();
         let last = match height.checked_sub(1) {
             Some(n) => store
