@@ -46,13 +46,7 @@ pub struct Step {
 /// The networks to start, in order, and the tables to print (row labels, as
 /// [`super::report::label`] makes them).
 pub fn plan(what: Compare) -> (Vec<Step>, Vec<Group>) {
-    let label = |tls: TlsMode, cc: &str, commit: CommitWait| {
-        let base = format!("tls={} cc={cc}", tls.as_str());
-        match commit {
-            CommitWait::Status => base,
-            CommitWait::Blocks => format!("{base} commit=blocks"),
-        }
-    };
+    let label = super::report::run_label;
     let status = CommitWait::Status;
     let tls_group = Group {
         title: "TLS on every link of the network (chaincode basic, launched)".to_owned(),
@@ -265,6 +259,7 @@ mod tests {
                         .map(|(c, commit)| {
                             let report =
                                 crate::bench_cmd::report::tests::fabricated(s.tls, c, 1.0, 1.0);
+                            // As the run labels its report.
                             crate::bench_cmd::report::label(&report.config.target, *commit)
                         })
                         .collect::<Vec<_>>()

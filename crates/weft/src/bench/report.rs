@@ -117,7 +117,12 @@ pub struct Report {
 
 /// A run's label: what a comparison varies.
 pub fn label(target: &Target, commit: CommitWait) -> String {
-    let base = format!("tls={} cc={}", target.tls.as_str(), target.chaincode);
+    run_label(target.tls, &target.chaincode, commit)
+}
+
+/// The label of a run with these settings: `tls=<mode> cc=<chaincode>[ commit=blocks]`.
+pub fn run_label(tls: super::target::TlsMode, chaincode: &str, commit: CommitWait) -> String {
+    let base = format!("tls={} cc={chaincode}", tls.as_str());
     match commit {
         CommitWait::Status => base,
         CommitWait::Blocks => format!("{base} commit=blocks"),

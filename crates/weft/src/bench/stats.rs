@@ -113,6 +113,9 @@ pub fn classify(message: &str) -> String {
     if message.contains(": commit status of ") {
         return "commit-status".to_owned();
     }
+    if message.contains("the filtered-block stream of channel ") {
+        return "commit-stream".to_owned();
+    }
     for step in ["endorse", "submit", "evaluate"] {
         if message.starts_with("gateway ") && message.contains(&format!(": {step} ")) {
             return step.to_owned();
@@ -175,6 +178,7 @@ mod tests {
         t.add("gateway 127.0.0.1:7051: evaluate ab: no such function");
         t.add("transaction ab was not committed on peer 127.0.0.1:7051 within 60s");
         t.add("peer 127.0.0.1:7051: commit status of ab: permission denied");
+        t.add("the filtered-block stream of channel c on peer p (--commit blocks): the peer closed the stream");
         t.add("bench: no answer within 60s");
         t.add("something else");
         let mut other = ErrorTally::default();
@@ -182,7 +186,7 @@ mod tests {
             "transaction ef was committed as invalid on peer p: PHANTOM_READ_CONFLICT (block 1)",
         );
         t.merge(other);
-        assert_eq!(t.total(), 10);
+        assert_eq!(t.total(), 11);
         let kinds = t.into_kinds();
         let conflicts: u64 = kinds
             .iter()
@@ -200,6 +204,7 @@ mod tests {
             "evaluate",
             "commit-timeout",
             "commit-status",
+            "commit-stream",
             "timeout",
             "other",
             "invalid:PHANTOM_READ_CONFLICT",
