@@ -453,7 +453,6 @@ struct Inner {
     writer: Mutex<Writer>,
 }
 
-/// The index's checkpoint (the durable end of the block files); the default for a new index.
 /// The recorded [`BlockStoreConfig::index_tx_ids`], if any.
 fn read_tx_index_mode(db: &DB, index_path: &Path) -> Result<Option<bool>, BlockStoreError> {
     match db.get(TX_INDEX_KEY) {
@@ -471,6 +470,7 @@ fn read_tx_index_mode(db: &DB, index_path: &Path) -> Result<Option<bool>, BlockS
     }
 }
 
+/// The index's checkpoint (the durable end of the block files); the default for a new index.
 fn read_checkpoint(db: &DB, index_path: &Path) -> Result<Checkpoint, BlockStoreError> {
     match db.get(CHECKPOINT_KEY) {
         Ok(None) => Ok(Checkpoint::default()),
@@ -512,7 +512,9 @@ impl BlockStore {
             None => {
                 // A store from before the mode was recorded indexed transaction ids.
                 let mode = config.index_tx_ids || checkpoint.height > 0;
-                db.put(TX_INDEX_KEY, if mode { b"1" } else { b"0" })
+                let mut durable = WriteOptions::default();
+                durable.set_sync(true);
+                db.put_opt(TX_INDEX_KEY, if mode { b"1" } else { b"0" }, &durable)
                     .map_err(|e| BlockStoreError::Index {
                         path: index_path.clone(),
                         detail: format!("cannot record the index mode: {e}"),
