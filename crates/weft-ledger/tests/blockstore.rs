@@ -359,6 +359,16 @@ fn a_store_without_a_tx_index_says_so_and_keeps_its_mode() {
             .append_block(&block_with(0, vec![envelope("beta", "b0")], &[0]))
             .unwrap();
     }
+    let store = BlockStore::open(old.path(), blocks_only.clone()).unwrap();
+    assert_eq!(store.tx_location("beta").unwrap(), Some((0, 0)));
+    drop(store);
+
+    // A store from before the mode was recorded (no mode entry, blocks indexed) is taken as
+    // indexing tx ids, even when opened as an orderer's.
+    {
+        let db = rocksdb::DB::open_default(old.path().join("index")).unwrap();
+        db.delete(b"i").unwrap();
+    }
     let store = BlockStore::open(old.path(), blocks_only).unwrap();
     assert_eq!(store.tx_location("beta").unwrap(), Some((0, 0)));
 }

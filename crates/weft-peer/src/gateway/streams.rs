@@ -355,6 +355,19 @@ mod tests {
 
     const T: Duration = Duration::from_secs(10);
 
+    /// After a failure, the next envelope gets through (on a new stream).
+    async fn next_is_accepted(
+        streams: &BroadcastStreams,
+        conns: &Arc<Connections>,
+        target: &Target,
+    ) {
+        let (status, _) = streams
+            .broadcast(conns, target, env("next"), T)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_envelopes_share_a_few_streams_and_each_gets_its_own_answer() {
         let echo = Echo::default();
@@ -430,11 +443,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(streams.open_streams(), 0, "the stuck stream is still used");
-        let (status, _) = streams
-            .broadcast(&conns, &target, env("next"), T)
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
+        next_is_accepted(&streams, &conns, &target).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,11 +458,7 @@ mod tests {
             err.contains("rpc error: code = Unavailable") && err.contains("going away"),
             "{err}"
         );
-        let (status, _) = streams
-            .broadcast(&conns, &target, env("next"), T)
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
+        next_is_accepted(&streams, &conns, &target).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

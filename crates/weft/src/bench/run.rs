@@ -339,7 +339,12 @@ impl Shared {
         }
         let (block, code) = match tokio::time::timeout(self.timeout, committed).await {
             Ok(Ok(outcome)) => outcome.map_err(ClientError)?,
-            Ok(Err(_)) => return Err(ClientError("the commit stream was dropped".to_owned())),
+            Ok(Err(_)) => {
+                return Err(ClientError(format!(
+                    "transaction {tx_id}: the filtered-block stream's reader stopped before the \
+                     commit was seen (the bench is shutting down)"
+                )))
+            }
             Err(_) => {
                 commits.forget(&tx_id);
                 return Err(ClientError(format!(
