@@ -67,7 +67,7 @@ fn remember_own_endorsement(env: &Bytes, cache: &SignatureCache, me: &SigningIde
             .concat();
             let digest =
                 weft_crypto::sign::MessageDigest::of(me.identity().public_key.algorithm(), &msg);
-            cache.insert(&en.endorser, &digest, &en.signature);
+            cache.insert(&me.identity().public_key, &digest, &en.signature);
         }
     }
 }

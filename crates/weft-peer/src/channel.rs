@@ -232,7 +232,7 @@ impl Channel {
     ) -> Result<ValidatedIdentity, IdentityError> {
         let id = self.deserialize_identity(identity)?;
         let digest = MessageDigest::of(id.public_key.algorithm(), message);
-        let key = crate::verifycache::signature_key(identity, &digest, signature);
+        let key = crate::verifycache::signature_key(&id.public_key, &digest, signature);
         if !self.signatures.contains_key(&key) {
             weft_crypto::sign::verify_digest(&id.public_key, &digest, signature).map_err(
                 |source| IdentityError::BadSignature {
@@ -545,13 +545,12 @@ impl crate::validator::TxContext for Channel {
 
     fn verify(
         &self,
-        serialized: &bytes::Bytes,
         identity: &ValidatedIdentity,
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), String> {
         let digest = MessageDigest::of(identity.public_key.algorithm(), message);
-        let key = crate::verifycache::signature_key(serialized, &digest, signature);
+        let key = crate::verifycache::signature_key(&identity.public_key, &digest, signature);
         if self.signatures.contains_key(&key) {
             return Ok(());
         }

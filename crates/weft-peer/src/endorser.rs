@@ -78,6 +78,11 @@ pub struct UnpackedProposal {
     pub chaincode_name: String,
     pub invocation: ChaincodeInvocationSpec,
     pub transient_map_len: usize,
+    /// The proposal's header, with its channel and signature header bytes as signed.
+    pub header: Header,
+    /// The proposal's `ChaincodeProposalPayload` without its transient map, encoded: what
+    /// a transaction carries and what `proposal_hash` covers.
+    pub payload_without_transient: Bytes,
     /// `sha256(channel_header || signature_header || payload without transient map)`.
     pub proposal_hash: [u8; 32],
 }
@@ -124,9 +129,12 @@ pub fn unpack(signed: &SignedProposal) -> Result<UnpackedProposal, ProposalError
     if shdr.creator.is_empty() {
         return Err(bad("the signature header has no creator"));
     }
-    let expected = weft_crypto::hex(&weft_crypto::sha256(
-        &[shdr.nonce.as_ref(), shdr.creator.as_ref()].concat(),
-    ));
+    let expected = {
+        let mut h = weft_crypto::Sha256::new();
+        h.update(&shdr.nonce);
+        h.update(&shdr.creator);
+        weft_crypto::hex(&h.finish())
+    };
     if chdr.tx_id != expected {
         return Err(bad(format!(
             "incorrectly formed tx id {:?}: it must be hex(sha256(nonce || creator)) = {expected}",
@@ -153,24 +161,25 @@ pub fn unpack(signed: &SignedProposal) -> Result<UnpackedProposal, ProposalError
     let invocation = ChaincodeInvocationSpec::decode(cpp.input.clone())
         .map_err(|e| bad(format!("malformed chaincode invocation spec: {e}")))?;
     let without_transient = ChaincodeProposalPayload {
-        input: cpp.input.clone(),
+        input: cpp.input,
         transient_map: Default::default(),
     }
     .encode_to_vec();
-    let proposal_hash = weft_crypto::sha256(
-        &[
-            header.channel_header.as_ref(),
-            header.signature_header.as_ref(),
-            &without_transient,
-        ]
-        .concat(),
-    );
+    let proposal_hash = {
+        let mut h = weft_crypto::Sha256::new();
+        h.update(&header.channel_header);
+        h.update(&header.signature_header);
+        h.update(&without_transient);
+        h.finish()
+    };
     Ok(UnpackedProposal {
         channel_header: chdr,
         signature_header: shdr,
         chaincode_name,
         invocation,
         transient_map_len: cpp.transient_map.len(),
+        header,
+        payload_without_transient: without_transient.into(),
         proposal_hash,
     })
 }
@@ -442,13 +451,37 @@ impl Endorser {
 
     /// Endorse one proposal; failures are responses with status 500.
     pub async fn process(&self, signed: &SignedProposal) -> ProposalResponse {
+        match unpack(signed) {
+            Ok(up) => self.process_with(signed, Ok(&up)).await,
+            Err(e) => self.process_with(signed, Err(e)).await,
+        }
+    }
+
+    /// [`Endorser::process`] for a proposal its caller already unpacked from `signed` (the
+    /// Gateway reads each proposal before endorsing it here).
+    pub async fn process_unpacked(
+        &self,
+        signed: &SignedProposal,
+        unpacked: &UnpackedProposal,
+    ) -> ProposalResponse {
+        self.process_with(signed, Ok(unpacked)).await
+    }
+
+    async fn process_with(
+        &self,
+        signed: &SignedProposal,
+        unpacked: Result<&UnpackedProposal, ProposalError>,
+    ) -> ProposalResponse {
         let started = std::time::Instant::now();
         let metrics = self.metrics.get();
         if let Some(m) = metrics {
             m.proposals_received.inc();
         }
         let mut seen = Seen::default();
-        let result = self.endorse(signed, &mut seen).await;
+        let result = match unpacked {
+            Ok(up) => self.endorse(signed, up, &mut seen).await,
+            Err(e) => Err(e),
+        };
         if let Some(m) = metrics {
             record(m, &seen, &result, started.elapsed());
         }
@@ -464,17 +497,17 @@ impl Endorser {
     async fn endorse(
         &self,
         signed: &SignedProposal,
+        up: &UnpackedProposal,
         seen: &mut Seen,
     ) -> Result<ProposalResponse, ProposalError> {
-        let up = unpack(signed)?;
         seen.channel = up.channel_header.channel_id.clone();
         seen.chaincode = up.chaincode_name.clone();
         if up.chaincode_name == CSCC {
-            return self.cscc(signed, &up).await;
+            return self.cscc(signed, up).await;
         }
         if up.channel_header.channel_id.is_empty() {
             // unpack lets only cscc and _lifecycle through without a channel.
-            return self.lifecycle_local(signed, &up).await;
+            return self.lifecycle_local(signed, up).await;
         }
         let chdr = &up.channel_header;
         let channel = self.channels.get(&chdr.channel_id).ok_or_else(|| {
@@ -595,13 +628,11 @@ impl Endorser {
             .sign(&signed)
             .map_err(|e| bad(format!("the peer could not sign the endorsement: {e}")))?;
         // The validator of this peer will not verify its own endorsement again.
-        let digest = weft_crypto::sign::MessageDigest::of(
-            self.identity.identity().public_key.algorithm(),
-            &signed,
-        );
+        let public_key = &self.identity.identity().public_key;
+        let digest = weft_crypto::sign::MessageDigest::of(public_key.algorithm(), &signed);
         channel
             .signature_cache()
-            .insert(&endorser, &digest, &signature);
+            .insert(public_key, &digest, &signature);
         Ok(ProposalResponse {
             version: 1,
             timestamp: None,

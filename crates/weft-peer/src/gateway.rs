@@ -268,10 +268,13 @@ impl Gateway {
     }
 
     /// Endorse on this peer, within the endorsement timeout.
-    async fn endorse_locally(&self, signed: &SignedProposal) -> Result<ProposalResponse, String> {
-        match tokio::time::timeout(self.opts.endorsement_timeout, self.endorser.process(signed))
-            .await
-        {
+    async fn endorse_locally(
+        &self,
+        signed: &SignedProposal,
+        info: &ProposalInfo,
+    ) -> Result<ProposalResponse, String> {
+        let endorse = self.endorser.process_unpacked(signed, &info.unpacked);
+        match tokio::time::timeout(self.opts.endorsement_timeout, endorse).await {
             Ok(r) => Ok(r),
             Err(_) => Err(format!(
                 "endorsement timed out after {:?} (peer.gateway.endorsementTimeout)",
@@ -321,7 +324,7 @@ impl Gateway {
         let targets = &req.target_organizations;
         let local_ok = targets.is_empty() || targets.contains(&self.local.msp_id);
         if local_ok {
-            let response = self.endorse_locally(&signed).await.map_err(|e| {
+            let response = self.endorse_locally(&signed, &info).await.map_err(|e| {
                 rpc_error(Code::DeadlineExceeded, e.clone(), &[self.local_detail(e)])
             })?;
             return self.evaluate_result(&info, response, &self.local.address, &self.local.msp_id);
@@ -394,7 +397,7 @@ impl Gateway {
         // This peer first (when its organization may endorse).
         let local_wanted = requested.is_empty() || requested.contains(&self.local.msp_id);
         if local_wanted {
-            match self.endorse_locally(&signed).await {
+            match self.endorse_locally(&signed, &info).await {
                 Ok(response) => {
                     match response_status(&response) {
                         Ok(()) => endorsed.push(into_endorsed(response)),

@@ -52,11 +52,10 @@ pub trait TxContext: Sync {
     fn channel_id(&self) -> &str;
     /// Validate a serialized identity with the channel's MSPs.
     fn validate_identity(&self, serialized: &Bytes) -> Result<ValidatedIdentity, String>;
-    /// Check `signature` of `message` by `identity` (already validated from
-    /// `serialized`); may answer from a cache of signatures verified before.
+    /// Check `signature` of `message` by `identity` (already validated); may answer from a
+    /// cache of signatures verified before.
     fn verify(
         &self,
-        serialized: &Bytes,
         identity: &ValidatedIdentity,
         message: &[u8],
         signature: &[u8],
@@ -214,7 +213,7 @@ pub fn check_envelope(ctx: &dyn TxContext, env_bytes: &Bytes) -> Checked {
             )
         }
     };
-    if let Err(e) = ctx.verify(&shdr.creator, &creator, &env.payload, &env.signature) {
+    if let Err(e) = ctx.verify(&creator, &env.payload, &env.signature) {
         return invalid(
             &tx_id,
             C::BadCreatorSignature,
@@ -419,7 +418,7 @@ fn check_endorser_tx(
         let mut msg = Vec::with_capacity(prp_bytes.len() + e.endorser.len());
         msg.extend_from_slice(prp_bytes);
         msg.extend_from_slice(&e.endorser);
-        if let Err(err) = ctx.verify(&e.endorser, &id, &msg, &e.signature) {
+        if let Err(err) = ctx.verify(&id, &msg, &e.signature) {
             rejected.push(format!(
                 "endorsement {i} by {} {:?}: the signature does not verify: {err}",
                 id.msp_id, id.subject

@@ -9,11 +9,10 @@
 use bytes::Bytes;
 use prost::Message;
 use tonic::Code;
-use weft_proto::common::{Envelope, Header, Payload};
+use weft_proto::common::{Envelope, Payload};
 use weft_proto::protos::{
-    ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeProposalPayload,
-    Endorsement, Proposal, ProposalResponse, ProposalResponsePayload, SignedProposal, Transaction,
-    TransactionAction,
+    ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, Endorsement,
+    ProposalResponse, ProposalResponsePayload, SignedProposal, Transaction, TransactionAction,
 };
 
 use crate::endorser::{unpack, UnpackedProposal};
@@ -22,10 +21,6 @@ use crate::endorser::{unpack, UnpackedProposal};
 #[derive(Debug, Clone)]
 pub struct ProposalInfo {
     pub unpacked: UnpackedProposal,
-    /// The proposal's header, with its channel and signature header bytes as signed.
-    pub header: Header,
-    /// The proposal's `ChaincodeProposalPayload`.
-    pub payload: ChaincodeProposalPayload,
 }
 
 impl ProposalInfo {
@@ -39,7 +34,7 @@ impl ProposalInfo {
         &self.unpacked.chaincode_name
     }
     pub fn has_transient_data(&self) -> bool {
-        !self.payload.transient_map.is_empty()
+        self.unpacked.transient_map_len > 0
     }
 }
 
@@ -50,17 +45,7 @@ pub fn read_proposal(signed: Option<&SignedProposal>) -> Result<ProposalInfo, St
         .ok_or("the request carries no signed proposal (proposed_transaction)")?;
     let unpacked =
         unpack(signed).map_err(|e| format!("failed to unpack transaction proposal: {e}"))?;
-    let proposal = Proposal::decode(signed.proposal_bytes.clone())
-        .map_err(|e| format!("malformed proposal: {e}"))?;
-    let header =
-        Header::decode(proposal.header).map_err(|e| format!("malformed proposal header: {e}"))?;
-    let payload = ChaincodeProposalPayload::decode(proposal.payload)
-        .map_err(|e| format!("malformed chaincode proposal payload: {e}"))?;
-    Ok(ProposalInfo {
-        unpacked,
-        header,
-        payload,
-    })
+    Ok(ProposalInfo { unpacked })
 }
 
 /// Fabric's reading of a `ProcessProposal` answer: `Ok` for a status in 200..400; otherwise
@@ -116,13 +101,9 @@ pub fn prepare_transaction(
     response_payload: Bytes,
     endorsements: Vec<Endorsement>,
 ) -> Envelope {
-    let chaincode_proposal_payload = ChaincodeProposalPayload {
-        input: proposal.payload.input.clone(),
-        transient_map: Default::default(),
-    }
-    .encode_to_vec();
+    let proposal = &proposal.unpacked;
     let action_payload = ChaincodeActionPayload {
-        chaincode_proposal_payload: chaincode_proposal_payload.into(),
+        chaincode_proposal_payload: proposal.payload_without_transient.clone(),
         action: Some(ChaincodeEndorsedAction {
             proposal_response_payload: response_payload,
             endorsements,
