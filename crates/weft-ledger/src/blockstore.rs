@@ -185,12 +185,20 @@ fn crc32c(data: &[u8]) -> u32 {
 
 /// Frame block bytes as a record.
 pub fn encode_record(block_bytes: &[u8]) -> Vec<u8> {
+    let (header, trailer) = record_frame(block_bytes);
     let mut r = Vec::with_capacity(block_bytes.len() + RECORD_OVERHEAD as usize);
-    r.extend_from_slice(&(block_bytes.len() as u64).to_be_bytes());
+    r.extend_from_slice(&header);
     r.extend_from_slice(block_bytes);
-    let crc = crc32c(&r);
-    r.extend_from_slice(&crc.to_be_bytes());
+    r.extend_from_slice(&trailer);
     r
+}
+
+/// The length header and CRC trailer that frame `block_bytes` as a record, so a record can be
+/// written without first copying the block next to them.
+fn record_frame(block_bytes: &[u8]) -> ([u8; 8], [u8; 4]) {
+    let header = (block_bytes.len() as u64).to_be_bytes();
+    let crc = crc32c::crc32c_append(crc32c(&header), block_bytes);
+    (header, crc.to_be_bytes())
 }
 
 /// Decode the record at the start of `buf`: its block bytes and the record's size. Bytes after
@@ -324,8 +332,8 @@ fn decode_tx_location(b: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// The tx id of an envelope, if it parses down to a channel header.
-fn envelope_tx_id(envelope: &[u8]) -> Option<String> {
-    let envelope = Envelope::decode(envelope).ok()?;
+fn envelope_tx_id(envelope: &Bytes) -> Option<String> {
+    let envelope = Envelope::decode(envelope.clone()).ok()?;
     let payload = Payload::decode(envelope.payload).ok()?;
     let header = payload.header?;
     let channel_header = ChannelHeader::decode(header.channel_header).ok()?;
@@ -617,6 +625,37 @@ impl BlockStore {
     /// with that number; `number` must be the height. Durable (with
     /// [`BlockStoreConfig::sync`]) and readable when this returns.
     pub fn append(&self, number: u64, block_bytes: &[u8]) -> Result<(), BlockStoreError> {
+        let block = Block::decode(block_bytes).map_err(|e| BlockStoreError::BadBlock {
+            number,
+            detail: format!("the bytes are not a block: {e}"),
+        })?;
+        self.store(number, &block, block_bytes)
+    }
+
+    /// [`BlockStore::append`] for a caller that holds the block decoded as well as encoded
+    /// (the committer): `block_bytes` must be the encoding of `block`, which is not decoded
+    /// again. A length that differs from `block`'s encoded length is refused.
+    pub fn append_decoded(
+        &self,
+        number: u64,
+        block: &Block,
+        block_bytes: &[u8],
+    ) -> Result<(), BlockStoreError> {
+        if block.encoded_len() != block_bytes.len() {
+            return Err(BlockStoreError::BadBlock {
+                number,
+                detail: format!(
+                    "{} bytes were given for a block that encodes to {}",
+                    block_bytes.len(),
+                    block.encoded_len()
+                ),
+            });
+        }
+        self.store(number, block, block_bytes)
+    }
+
+    /// Append block `number`, `block` decoded from `block_bytes`.
+    fn store(&self, number: u64, block: &Block, block_bytes: &[u8]) -> Result<(), BlockStoreError> {
         let inner = &*self.inner;
         let mut w = inner.writer.lock().map_err(|_| BlockStoreError::Unusable {
             path: inner.chains.clone(),
@@ -633,15 +672,13 @@ impl BlockStore {
             return Err(BlockStoreError::OutOfOrder { height, number });
         }
         let bad = |detail: String| BlockStoreError::BadBlock { number, detail };
-        let block = Block::decode(block_bytes)
-            .map_err(|e| bad(format!("the bytes are not a block: {e}")))?;
-        let header_number = block_number(&block).map_err(bad)?;
+        let header_number = block_number(block).map_err(bad)?;
         if header_number != number {
             return Err(bad(format!("its header says it is block {header_number}")));
         }
 
-        let record = encode_record(block_bytes);
-        let record_len = record.len() as u64;
+        let (record_header, record_trailer) = record_frame(block_bytes);
+        let record_len = block_bytes.len() as u64 + RECORD_OVERHEAD;
         if w.size > 0 && w.size.saturating_add(record_len) > inner.config.max_file_size {
             let next = w
                 .file_num
@@ -668,7 +705,9 @@ impl BlockStore {
         let written = match w.file.as_mut() {
             Some(file) => file
                 .seek(SeekFrom::Start(offset))
-                .and_then(|_| file.write_all(&record))
+                .and_then(|_| file.write_all(&record_header))
+                .and_then(|()| file.write_all(block_bytes))
+                .and_then(|()| file.write_all(&record_trailer))
                 .and_then(|()| {
                     if inner.config.sync {
                         file.sync_data()
@@ -695,7 +734,7 @@ impl BlockStore {
             offset: offset + record_len,
         };
         let indexed = inner
-            .index_batch(&block, number, location, end)
+            .index_batch(block, number, location, end)
             .and_then(|batch| inner.write_index(batch, inner.config.sync));
         if let Err(e) = indexed {
             inner.undo(&mut w, &path, offset);

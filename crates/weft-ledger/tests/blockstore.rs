@@ -139,7 +139,9 @@ fn stores_exact_bytes_and_reads_them_back() {
     bytes.extend_from_slice(&[0x98, 0x06, 0x01]);
     assert_ne!(Block::decode(&bytes[..]).unwrap().encode_to_vec(), bytes);
     store.append(0, &bytes).unwrap();
-    store.append_block(&block(1)).unwrap();
+    store
+        .append_decoded(1, &block(1), &block(1).encode_to_vec())
+        .unwrap();
 
     assert_eq!(store.height(), 2);
     assert_eq!(store.block_bytes(0).unwrap().unwrap(), bytes);
@@ -272,6 +274,15 @@ fn refuses_blocks_out_of_order_or_not_matching_their_number() {
         store.append(1, &headerless.encode_to_vec()),
         Err(BlockStoreError::BadBlock { .. })
     ));
+    // A decoded block with bytes that are not its encoding (the committer's path).
+    let err = store
+        .append_decoded(1, &block(1), &block(2).encode_to_vec()[1..])
+        .unwrap_err();
+    assert!(
+        matches!(err, BlockStoreError::BadBlock { number: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("encodes to"), "{err}");
     // Nothing of the refused blocks reached the file.
     assert_eq!(store.height(), 1);
     assert_eq!(

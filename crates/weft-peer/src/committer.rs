@@ -244,10 +244,14 @@ pub async fn commit_prepared(
     set_transactions_filter(&mut block, &codes);
     let bytes = block.encode_to_vec();
     let blocks = channel.blocks().clone();
-    tokio::task::spawn_blocking(move || blocks.append(number, &bytes))
-        .await
-        .map_err(|e| ledger_err(format!("the block store append stopped: {e}")))?
-        .map_err(|e| ledger_err(format!("cannot store the block: {e}")))?;
+    let block = tokio::task::spawn_blocking(move || {
+        blocks
+            .append_decoded(number, &block, &bytes)
+            .map(|()| block)
+    })
+    .await
+    .map_err(|e| ledger_err(format!("the block store append stopped: {e}")))?
+    .map_err(|e| ledger_err(format!("cannot store the block: {e}")))?;
     let tx_count = validated.results.len() as u64;
     channel
         .state()

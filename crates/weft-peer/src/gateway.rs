@@ -617,10 +617,7 @@ fn log_reader(who: &ValidatedIdentity, what: &str, subject: &str) {
 }
 
 fn into_endorsed(response: ProposalResponse) -> Endorsed {
-    Endorsed {
-        payload: response.payload,
-        endorsement: response.endorsement.unwrap_or_default(),
-    }
+    Endorsed::new(response.payload, response.endorsement.unwrap_or_default())
 }
 
 /// `gateway.Gateway` over a [`Gateway`].

@@ -6,7 +6,7 @@
 //! ENDORSEMENT_POLICY_FAILURE). Key-level policies are not considered here (the committer
 //! applies them); a client that knows they apply names the endorsing organizations.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use prost::Message;
@@ -22,6 +22,33 @@ use crate::channel::{Channel, EndorsementPolicy, DEFAULT_ENDORSEMENT_POLICY};
 pub struct Endorsed {
     pub payload: Bytes,
     pub endorsement: Endorsement,
+    /// The endorsement's signer once its signature was checked (or why it failed): the
+    /// gateway asks about the policy after its own endorsement and again after the others',
+    /// and checks each endorsement once.
+    signer: OnceLock<Result<ValidatedIdentity, String>>,
+}
+
+impl Endorsed {
+    pub fn new(payload: Bytes, endorsement: Endorsement) -> Self {
+        Endorsed {
+            payload,
+            endorsement,
+            signer: OnceLock::new(),
+        }
+    }
+
+    /// The identity whose signature over `payload || endorser` this endorsement carries,
+    /// validated by the channel's MSPs (through the peer's caches, so the committer does
+    /// not verify it again).
+    fn signer(&self, channel: &Channel) -> &Result<ValidatedIdentity, String> {
+        self.signer.get_or_init(|| {
+            let e = &self.endorsement;
+            let msg = [self.payload.as_ref(), e.endorser.as_ref()].concat();
+            channel
+                .verify_signature(&e.endorser, &msg, &e.signature)
+                .map_err(|err| err.to_string())
+        })
+    }
 }
 
 /// The MSP ID and subject of an endorsement's signer, for messages.
@@ -57,8 +84,7 @@ pub fn org_tls_roots(channel: &Channel, msp_id: &str) -> Vec<Vec<u8>> {
     channel.msps().get(msp_id).map(from).unwrap_or_default()
 }
 
-/// The identities of the endorsements whose signature over `payload || endorser` verifies
-/// (through the peer's signature cache, so the committer does not verify them again), and
+/// The identities of the endorsements whose signature verifies ([`Endorsed::signer`]), and
 /// why the others did not count.
 fn verified_endorsers(
     channel: &Channel,
@@ -66,14 +92,10 @@ fn verified_endorsers(
 ) -> (Vec<ValidatedIdentity>, Vec<String>) {
     let mut ids = Vec::with_capacity(endorsed.len());
     let mut rejected = Vec::new();
-    let mut msg = Vec::new();
     for e in endorsed {
-        msg.clear();
-        msg.extend_from_slice(&e.payload);
-        msg.extend_from_slice(&e.endorsement.endorser);
-        match channel.verify_signature(&e.endorsement.endorser, &msg, &e.endorsement.signature) {
-            Ok(id) => ids.push(id),
-            Err(err) => rejected.push(err.to_string()),
+        match e.signer(channel) {
+            Ok(id) => ids.push(id.clone()),
+            Err(err) => rejected.push(err.clone()),
         }
     }
     (ids, rejected)
