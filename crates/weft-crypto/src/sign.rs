@@ -200,10 +200,9 @@ fn read_tlv<'a>(
 /// removed, so zero is empty) and the bytes after it.
 fn read_unsigned_integer<'a>(
     input: &'a [u8],
-    name: &str,
+    what: &'static str,
 ) -> Result<(&'a [u8], &'a [u8]), SignatureError> {
-    let what = format!("INTEGER {name}");
-    let (content, rest) = read_tlv(input, 0x02, &what)?;
+    let (content, rest) = read_tlv(input, 0x02, what)?;
     match content {
         [] => Err(malformed(format!("{what} has no content bytes"))),
         [first, ..] if first & 0x80 != 0 => Err(malformed(format!(
@@ -226,8 +225,8 @@ fn decode_signature(sig: &[u8]) -> Result<RawSignature<'_>, SignatureError> {
             trailing.len()
         )));
     }
-    let (r, body) = read_unsigned_integer(body, "r")?;
-    let (s, body) = read_unsigned_integer(body, "s")?;
+    let (r, body) = read_unsigned_integer(body, "INTEGER r")?;
+    let (s, body) = read_unsigned_integer(body, "INTEGER s")?;
     if !body.is_empty() {
         return Err(malformed(format!(
             "{} bytes follow INTEGER s inside the SEQUENCE",
@@ -659,7 +658,7 @@ mod tests {
                 let mut m = vec![0x5a; len];
                 m[0] = first;
                 let der = enc(&m);
-                let (back, rest) = read_unsigned_integer(&der, "x").unwrap();
+                let (back, rest) = read_unsigned_integer(&der, "INTEGER x").unwrap();
                 assert!(rest.is_empty());
                 assert_eq!(back, strip_zeros(&m), "first {first:#x} len {len}");
             }
