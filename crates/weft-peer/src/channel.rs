@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
-use weft_crypto::sign::MessageDigest;
 use weft_ledger::{BlockStore, BlockStoreConfig, StateDb};
 use weft_msp::msp::{IdentityError, Msp, MspManager, ValidatedIdentity};
 use weft_msp::policy::CompiledPolicy;
@@ -231,18 +230,13 @@ impl Channel {
         signature: &[u8],
     ) -> Result<ValidatedIdentity, IdentityError> {
         let id = self.deserialize_identity(identity)?;
-        let digest = MessageDigest::of(id.public_key.algorithm(), message);
-        let key = crate::verifycache::signature_key(&id.public_key, &digest, signature);
-        if !self.signatures.contains_key(&key) {
-            weft_crypto::sign::verify_digest(&id.public_key, &digest, signature).map_err(
-                |source| IdentityError::BadSignature {
-                    msp_id: id.msp_id.clone(),
-                    subject: id.subject.clone(),
-                    source,
-                },
-            )?;
-            self.signatures.insert_key(key);
-        }
+        self.signatures
+            .verify(&id.public_key, message, signature)
+            .map_err(|source| IdentityError::BadSignature {
+                msp_id: id.msp_id.clone(),
+                subject: id.subject.clone(),
+                source,
+            })?;
         Ok(id)
     }
 
@@ -549,15 +543,9 @@ impl crate::validator::TxContext for Channel {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), String> {
-        let digest = MessageDigest::of(identity.public_key.algorithm(), message);
-        let key = crate::verifycache::signature_key(&identity.public_key, &digest, signature);
-        if self.signatures.contains_key(&key) {
-            return Ok(());
-        }
-        weft_crypto::sign::verify_digest(&identity.public_key, &digest, signature)
-            .map_err(|e| e.to_string())?;
-        self.signatures.insert_key(key);
-        Ok(())
+        self.signatures
+            .verify(&identity.public_key, message, signature)
+            .map_err(|e| e.to_string())
     }
 
     fn chaincode_policy(&self, name: &str) -> Option<Option<EndorsementPolicy>> {

@@ -78,7 +78,7 @@ impl Default for SignatureCache {
 /// The cache key of `signature` by `key` over the message with digest `digest`: the digest
 /// the signature covers, so the message is hashed once for both the cache key and the
 /// verification ([`weft_crypto::sign::verify_digest`]).
-pub fn signature_key(key: &PublicKey, digest: &MessageDigest, signature: &[u8]) -> [u8; 32] {
+fn signature_key(key: &PublicKey, digest: &MessageDigest, signature: &[u8]) -> [u8; 32] {
     let spki = key.spki_der();
     let digest = digest.as_bytes();
     let mut h = weft_crypto::Sha256::new();
@@ -102,8 +102,26 @@ impl SignatureCache {
         self.insert_key(signature_key(key, digest, signature));
     }
 
-    pub fn insert_key(&self, key: [u8; 32]) {
+    fn insert_key(&self, key: [u8; 32]) {
         lock(&self.inner).insert(key, ());
+    }
+
+    /// Check that `signature` is `key`'s signature of `message`: from the cache when this
+    /// peer verified (or made) it before, else by verifying it and remembering it. The message
+    /// is hashed once, for both the cache key and the verification.
+    pub fn verify(
+        &self,
+        key: &PublicKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), weft_crypto::sign::SignatureError> {
+        let digest = MessageDigest::of(key.algorithm(), message);
+        let cache_key = signature_key(key, &digest, signature);
+        if !self.contains_key(&cache_key) {
+            weft_crypto::sign::verify_digest(key, &digest, signature)?;
+            self.insert_key(cache_key);
+        }
+        Ok(())
     }
 
     /// Whether `signature` by `key` over the message with digest `digest` was verified (or
@@ -112,7 +130,7 @@ impl SignatureCache {
         self.contains_key(&signature_key(key, digest, signature))
     }
 
-    pub fn contains_key(&self, key: &[u8; 32]) -> bool {
+    fn contains_key(&self, key: &[u8; 32]) -> bool {
         lock(&self.inner).map.contains_key(key)
     }
 
@@ -183,10 +201,32 @@ impl IdentityCache {
 mod tests {
     use super::*;
 
-    fn public_key() -> PublicKey {
+    fn key_pair() -> (weft_crypto::keys::PrivateKey, PublicKey) {
         let key =
             weft_crypto::keys::PrivateKey::generate(weft_crypto::KeyAlgorithm::EcdsaP256).unwrap();
-        PublicKey::from_spki_der(&key.public_key_der()).unwrap()
+        let public = PublicKey::from_spki_der(&key.public_key_der()).unwrap();
+        (key, public)
+    }
+
+    fn public_key() -> PublicKey {
+        key_pair().1
+    }
+
+    #[test]
+    fn verify_remembers_good_signatures_only() {
+        let (key, public) = key_pair();
+        let (_, other) = key_pair();
+        let c = SignatureCache::new(10);
+        let sig = key.sign(b"msg").unwrap();
+        c.verify(&public, b"msg", &sig).unwrap();
+        assert_eq!(c.len(), 1);
+        c.verify(&public, b"msg", &sig).unwrap();
+        assert_eq!(c.len(), 1, "the second check is a cache hit");
+        // Another key, or another message: verified (and refused), never answered from the
+        // cache, never remembered.
+        assert!(c.verify(&other, b"msg", &sig).is_err());
+        assert!(c.verify(&public, b"msg2", &sig).is_err());
+        assert_eq!(c.len(), 1);
     }
 
     #[test]
