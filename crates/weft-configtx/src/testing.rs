@@ -164,3 +164,56 @@ pub fn two_org_network(dir: &Path, orderer_port: u16) -> Result<TestNetwork, Con
         genesis,
     })
 }
+
+/// A small deterministic PRNG (xorshift64) for mutation tests: the same seed gives the same
+/// inputs on every run, so a failure can be replayed.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// `bytes` with one to four random edits of the kinds that break protobuf and DER decoders:
+/// a flipped bit, a random byte, a truncation, an inserted byte, a duplicated chunk (a
+/// repeated or overlong field), or a large varint written over the bytes at some offset (a
+/// length that points past the end).
+pub fn mutate(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(b.len());
+        match rng.below(6) {
+            0 if !b.is_empty() => b[at] ^= 1 << rng.below(8),
+            1 if !b.is_empty() => b[at] = rng.next_u64() as u8,
+            2 => b.truncate(at.max(1)),
+            3 if !b.is_empty() => {
+                let end = (at + 1 + rng.below(64)).min(b.len());
+                let chunk = b[at..end].to_vec();
+                b.splice(at..at, chunk);
+            }
+            4 => {
+                let mut v = rng.next_u64() >> rng.below(40);
+                let mut varint = Vec::new();
+                while v >= 0x80 {
+                    varint.push(v as u8 | 0x80);
+                    v >>= 7;
+                }
+                varint.push(v as u8);
+                let end = (at + varint.len()).min(b.len());
+                b.splice(at..end, varint);
+            }
+            _ => b.insert(at.min(b.len()), rng.next_u64() as u8),
+        }
+    }
+    b
+}

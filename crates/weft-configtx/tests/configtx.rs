@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use weft_configtx::testing::{two_org_network, TestNetwork};
+use weft_configtx::testing::{mutate, two_org_network, Rng, TestNetwork};
 use weft_configtx::{
     config_from_block, genesis_block, genesis_block_from_config, ChannelConfig, ConfigError,
     ConfigTxFile, OrgProfile, PolicyCheckError, Profile,
@@ -899,44 +899,6 @@ fn bad_config_trees_name_their_path() {
 
 // ---------------------------------------------------------------------------------------------
 // Mutations
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn mutate(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
-            0 => {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
-            }
-            1 => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            2 => {
-                let i = rng.below(b.len());
-                b.truncate(i.max(1));
-            }
-            _ => {
-                let i = rng.below(b.len());
-                b.insert(i, rng.next() as u8);
-            }
-        }
-    }
-    b
-}
 
 #[test]
 fn mutated_blocks_and_configs_never_panic() {

@@ -733,3 +733,159 @@ async fn config_update_adds_an_org_and_its_tls_root() {
     assert_eq!(r.status, Status::Success as i32, "{}", r.info);
     o.shutdown().await;
 }
+
+/// Fuzzing Broadcast and Deliver with what a client can send: envelopes with a mutated payload,
+/// with a mutated header or data signed again (so they pass the signature check and reach the
+/// header checks), or with a mutated signature, of every header type. Each gets a status
+/// on the stream, the refusals say why, the orderer orders exactly the envelopes it accepted,
+/// in order, and keeps serving; mutated Deliver requests get a status or wait, never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_envelopes_get_a_status_and_the_orderer_keeps_serving() {
+    use weft_configtx::testing::{mutate, Rng};
+    let dir = tempfile::tempdir().unwrap();
+    let o = TestOrderer::start(dir.path()).await.unwrap();
+    let (mut c, cert_der) = client(&o).await;
+    let u = user(&o);
+    let mut rng = Rng(0x0bad_5eed_0dde_e001);
+    let kinds = [
+        HeaderType::EndorserTransaction,
+        HeaderType::Message,
+        HeaderType::ConfigUpdate,
+        HeaderType::Config,
+        HeaderType::DeliverSeekInfo,
+    ];
+    let envs: Vec<Envelope> = (0..300)
+        .map(|i| {
+            let base = envelope(&u, CHANNEL, kinds[i % kinds.len()], b"fuzz");
+            match i % 3 {
+                0 => Envelope {
+                    payload: mutate(&mut rng, &base.payload).into(),
+                    signature: base.signature,
+                },
+                1 => {
+                    // One part of the payload mutated, and the whole signed again.
+                    let mut p = Payload::decode(base.payload).unwrap();
+                    let h = p.header.as_mut().unwrap();
+                    match rng.below(3) {
+                        0 => h.channel_header = mutate(&mut rng, &h.channel_header).into(),
+                        1 => h.signature_header = mutate(&mut rng, &h.signature_header).into(),
+                        _ => p.data = mutate(&mut rng, &p.data).into(),
+                    }
+                    let payload = p.encode_to_vec();
+                    let signature = u.sign(&payload).unwrap();
+                    Envelope {
+                        payload: payload.into(),
+                        signature: signature.into(),
+                    }
+                }
+                _ => Envelope {
+                    payload: base.payload,
+                    signature: mutate(&mut rng, &base.signature).into(),
+                },
+            }
+        })
+        .collect();
+    let rs = broadcast(&mut c, envs.clone()).await;
+    assert_eq!(rs.len(), envs.len(), "one status per envelope");
+    let mut accepted = Vec::new();
+    for (env, r) in envs.iter().zip(&rs) {
+        if r.status == Status::Success as i32 {
+            accepted.push(env.encode_to_vec());
+        } else {
+            assert!(!r.info.is_empty(), "a refusal says why: {r:?}");
+        }
+    }
+    assert!(
+        !accepted.is_empty() && accepted.len() < envs.len() / 2,
+        "some re-signed mutations keep good headers, most are refused: {} of {}",
+        accepted.len(),
+        envs.len()
+    );
+    // A good envelope afterwards is ordered too.
+    let good = envelope(&u, CHANNEL, HeaderType::EndorserTransaction, b"after");
+    let rs = broadcast(&mut c, vec![good.clone()]).await;
+    assert_eq!(rs[0].status, Status::Success as i32, "{rs:?}");
+    accepted.push(good.encode_to_vec());
+
+    // Exactly the accepted envelopes, in order, in the blocks after the genesis block.
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut ordered = Vec::new();
+    while ordered.len() < accepted.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let newest = chain.height() - 1;
+        if newest == 0 {
+            continue;
+        }
+        let (blocks, status) = deliver(
+            &mut c,
+            seek_env(
+                &u,
+                specified(1),
+                specified(newest),
+                SeekBehavior::FailIfNotReady,
+                &cert_der_hash(&cert_der),
+            ),
+        )
+        .await;
+        assert_eq!(status, Status::Success);
+        ordered = blocks
+            .iter()
+            .flat_map(|b| b.data.as_ref().unwrap().data.iter().map(|d| d.to_vec()))
+            .collect();
+    }
+    assert_eq!(ordered, accepted);
+
+    // Mutated Deliver requests, all at once: each ends with a status or is still waiting for
+    // a block it asked for; none takes the orderer down.
+    let mut waits = Vec::new();
+    for i in 0..60 {
+        let base = seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        );
+        let payload = mutate(&mut rng, &base.payload);
+        let signature = if i % 2 == 0 {
+            u.sign(&payload).unwrap().into()
+        } else {
+            base.signature
+        };
+        let env = Envelope {
+            payload: payload.into(),
+            signature,
+        };
+        let mut c = c.clone();
+        waits.push(tokio::spawn(async move {
+            let mut stream = c.deliver(tokio_stream::iter(vec![env])).await?.into_inner();
+            let until = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(item)) = tokio::time::timeout_at(until, stream.next()).await {
+                if let Some(deliver_response::Type::Status(_)) = item?.r#type {
+                    break;
+                }
+            }
+            Ok::<(), tonic::Status>(())
+        }));
+    }
+    for w in waits {
+        w.await.unwrap().unwrap();
+    }
+    let (blocks, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!(status, Status::Success);
+    check_chain(&o, &blocks);
+    drop(c);
+    drop(chain);
+    o.shutdown().await;
+}

@@ -8,7 +8,10 @@
 //!    from the bytes as received (nothing a signature covers is re-encoded); channel id, header
 //!    type, epoch; `tx_id = hex(sha256(nonce || creator))`; the creator validated by the
 //!    channel's MSPs and its signature over the payload bytes verified; the chaincode action
-//!    decoded; every endorsement signature (over `proposal_response_payload || endorser`)
+//!    decoded, and bound to this transaction: the `proposal_hash` its endorsers signed must be
+//!    `sha256(channel header || action's signature header || chaincode proposal payload)` of
+//!    this transaction's bytes, so endorsements cannot be replayed under another header;
+//!    every endorsement signature (over `proposal_response_payload || endorser`)
 //!    verified, keeping the distinct endorsers whose signatures are good. Signatures go
 //!    through the [`TxContext`], which skips those already verified on this peer (see
 //!    [`crate::verifycache`]).
@@ -263,7 +266,14 @@ pub fn check_envelope(ctx: &dyn TxContext, env_bytes: &Bytes) -> Checked {
             "the header names no chaincode",
         );
     }
-    check_endorser_tx(ctx, tx_id, chaincode, &payload.data, &chdr)
+    check_endorser_tx(
+        ctx,
+        tx_id,
+        chaincode,
+        &payload.data,
+        &chdr,
+        &header.channel_header,
+    )
 }
 
 fn check_endorser_tx(
@@ -272,6 +282,7 @@ fn check_endorser_tx(
     chaincode: String,
     data: &Bytes,
     chdr: &ChannelHeader,
+    chdr_bytes: &Bytes,
 ) -> Checked {
     use TxValidationCode as C;
     let tx = match Transaction::decode(data.clone()) {
@@ -314,6 +325,24 @@ fn check_endorser_tx(
             "the transaction has no endorsed action",
         );
     };
+    // The action's signature header is the proposal's, as the endorsers saw it.
+    match SignatureHeader::decode(action.header.clone()) {
+        Ok(h) if !h.nonce.is_empty() && !h.creator.is_empty() => {}
+        Ok(_) => {
+            return invalid(
+                &tx_id,
+                C::InvalidEndorserTransaction,
+                "the action's signature header lacks a nonce or a creator",
+            )
+        }
+        Err(e) => {
+            return invalid(
+                &tx_id,
+                C::InvalidEndorserTransaction,
+                format!("the action's signature header does not decode: {e}"),
+            )
+        }
+    }
     let prp = match ProposalResponsePayload::decode(endorsed.proposal_response_payload.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -324,6 +353,25 @@ fn check_endorser_tx(
             )
         }
     };
+    // What was endorsed must be this transaction's proposal: the endorsers signed a hash of
+    // its channel header (with the tx id), its signature header (creator and nonce) and its
+    // input. Without this check, endorsements copied from any committed transaction could be
+    // replayed under a new header and tx id.
+    let proposal_hash = {
+        let mut h = weft_crypto::Sha256::new();
+        h.update(chdr_bytes);
+        h.update(&action.header);
+        h.update(&cap.chaincode_proposal_payload);
+        h.finish()
+    };
+    if prp.proposal_hash.as_ref() != proposal_hash.as_slice() {
+        return invalid(
+            &tx_id,
+            C::InvalidEndorserTransaction,
+            "the endorsed proposal hash does not match this transaction's header and input: \
+             the endorsements were made for another proposal",
+        );
+    }
     let cca = match ChaincodeAction::decode(prp.extension.clone()) {
         Ok(a) => a,
         Err(e) => {

@@ -335,6 +335,82 @@ async fn malformed_and_foreign_transactions_get_codes_not_panics() {
     assert_eq!(n.get("k").await, None);
 }
 
+/// `env` re-issued by `attacker` as a new transaction: a fresh nonce and tx id, the attacker as
+/// creator, its own envelope signature, and the endorsed action copied as it is. With
+/// `new_action_header`, the action's signature header is replaced by the new one too.
+fn replay_as(env: &Bytes, attacker: &SigningIdentity, new_action_header: bool) -> (Bytes, String) {
+    use weft_proto::common::{ChannelHeader, Header, Payload, SignatureHeader};
+    use weft_proto::protos::Transaction;
+    let env = Envelope::decode(env.clone()).unwrap();
+    let payload = Payload::decode(env.payload).unwrap();
+    let header = payload.header.unwrap();
+    let creator = attacker.serialize();
+    let nonce = b"a fresh nonce of the attacker's".to_vec();
+    let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[&nonce[..], &creator[..]].concat()));
+    let mut chdr = ChannelHeader::decode(header.channel_header).unwrap();
+    chdr.tx_id = tx_id.clone();
+    let shdr: Bytes = SignatureHeader {
+        creator: creator.into(),
+        nonce: nonce.into(),
+    }
+    .encode_to_vec()
+    .into();
+    let mut tx = Transaction::decode(payload.data).unwrap();
+    if new_action_header {
+        tx.actions[0].header = shdr.clone();
+    }
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: chdr.encode_to_vec().into(),
+            signature_header: shdr,
+        }),
+        data: tx.encode_to_vec().into(),
+    }
+    .encode_to_vec();
+    let signature = attacker.sign(&payload).unwrap();
+    let env = Envelope {
+        payload: payload.into(),
+        signature: signature.into(),
+    };
+    (env.encode_to_vec().into(), tx_id)
+}
+
+/// Attack: endorsements are public once their transaction is in a block. Another org's user
+/// copies the endorsed action of a committed blind write (no reads, so MVCC cannot stop it)
+/// into a transaction of its own, with a fresh tx id and a good envelope signature, to set
+/// the key back to the old value. The endorsers signed a hash of the original header, so the
+/// copy is refused and the state keeps the later value.
+#[tokio::test]
+async fn endorsements_replayed_under_another_header_are_refused() {
+    let n = setup().await;
+    let (old, _) = n.tx(&kv_rwset(CC, &[], &[("balance", Some(b"100"))], vec![]));
+    assert_eq!(n.commit(vec![old.clone()]).await, vec![C::Valid]);
+    n.seed("balance", b"5").await;
+    let attacker = n.net.orgs[1].user.signer().unwrap();
+    let (kept_header, _) = replay_as(&old, &attacker, false);
+    let (new_header, _) = replay_as(&old, &attacker, true);
+    // The original creator replaying its own transaction under a new tx id fares no better.
+    let (own, _) = replay_as(&old, &n.user1, true);
+    let replays = vec![kept_header, new_header, own];
+    for env in &replays {
+        match weft_peer::validator::check_envelope(&*n.channel, env) {
+            weft_peer::validator::Checked::Invalid { code, reason, .. } => {
+                assert_eq!(code, C::InvalidEndorserTransaction, "{reason}");
+                assert!(
+                    reason.contains("proposal hash does not match"),
+                    "the reason names the check: {reason}"
+                );
+            }
+            other => panic!("replay {} passed the checks", other.tx_id()),
+        }
+    }
+    assert_eq!(
+        n.commit(replays).await,
+        vec![C::InvalidEndorserTransaction; 3]
+    );
+    assert_eq!(n.get("balance").await.unwrap().0, b"5");
+}
+
 #[tokio::test]
 async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
     use weft_proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
@@ -950,4 +1026,270 @@ fn peer_ep2(peer: &weft_peer::testing::TestPeer) -> weft_tls::Endpoint {
         .unwrap()
         .with_server_name("localhost")
         .unwrap()
+}
+
+/// The layers of an endorser transaction, for [`layered_transaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Layer {
+    ChannelHeader,
+    SignatureHeader,
+    ActionHeader,
+    ProposalPayload,
+    KvrwSet,
+    TxReadWriteSet,
+    Events,
+    ChaincodeAction,
+    ResponsePayload,
+    Endorser,
+    EndorsementSignature,
+    ActionPayload,
+    Transaction,
+    Payload,
+    Envelope,
+}
+
+const LAYERS: [Layer; 15] = [
+    Layer::ChannelHeader,
+    Layer::SignatureHeader,
+    Layer::ActionHeader,
+    Layer::ProposalPayload,
+    Layer::KvrwSet,
+    Layer::TxReadWriteSet,
+    Layer::Events,
+    Layer::ChaincodeAction,
+    Layer::ResponsePayload,
+    Layer::Endorser,
+    Layer::EndorsementSignature,
+    Layer::ActionPayload,
+    Layer::Transaction,
+    Layer::Payload,
+    Layer::Envelope,
+];
+
+/// A transaction by `n.user1` that reads `key` (absent) and writes it, endorsed by both peers,
+/// with the bytes of `layer` passed through `edit`. Every hash and signature above the edited
+/// layer is computed over the edited bytes (the proposal hash over the final headers and
+/// input), as a client and endorsers would have made them; so the edit reaches that layer's
+/// decoder and checks instead of stopping at the first signature. Only `EndorsementSignature`
+/// and `Envelope` edits are not signed again.
+fn layered_transaction(
+    n: &Net,
+    key: &str,
+    layer: Layer,
+    edit: &mut dyn FnMut(&[u8]) -> Vec<u8>,
+) -> Bytes {
+    use weft_proto::common::{ChannelHeader, Header, HeaderType, Payload, SignatureHeader};
+    use weft_proto::protos::{
+        ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeEvent,
+        ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
+        ChaincodeProposalPayload, ChaincodeSpec, Endorsement, ProposalResponsePayload, Response,
+        Transaction, TransactionAction,
+    };
+    let mut at = |l: Layer, bytes: Vec<u8>| -> Bytes {
+        if l == layer {
+            edit(&bytes).into()
+        } else {
+            bytes.into()
+        }
+    };
+    let creator = n.user1.serialize();
+    let nonce = weft_crypto::sha256(key.as_bytes()).to_vec();
+    let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[&nonce[..], &creator[..]].concat()));
+    let chdr = at(
+        Layer::ChannelHeader,
+        ChannelHeader {
+            r#type: HeaderType::EndorserTransaction as i32,
+            channel_id: CHANNEL.to_owned(),
+            tx_id,
+            extension: ChaincodeHeaderExtension {
+                chaincode_id: Some(ChaincodeId {
+                    name: CC.to_owned(),
+                    ..Default::default()
+                }),
+            }
+            .encode_to_vec()
+            .into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let shdr = at(
+        Layer::SignatureHeader,
+        SignatureHeader {
+            creator: creator.into(),
+            nonce: nonce.into(),
+        }
+        .encode_to_vec(),
+    );
+    let action_header = at(Layer::ActionHeader, shdr.to_vec());
+    let cpp = at(
+        Layer::ProposalPayload,
+        ChaincodeProposalPayload {
+            input: ChaincodeInvocationSpec {
+                chaincode_spec: Some(ChaincodeSpec {
+                    chaincode_id: Some(ChaincodeId {
+                        name: CC.to_owned(),
+                        ..Default::default()
+                    }),
+                    input: Some(ChaincodeInput {
+                        args: vec![Bytes::from_static(b"CreateAsset"), key.to_owned().into()],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            }
+            .encode_to_vec()
+            .into(),
+            transient_map: Default::default(),
+        }
+        .encode_to_vec(),
+    );
+    let mut rwset = kv_rwset(CC, &[(key, None)], &[(key, Some(b"fuzzed"))], vec![]);
+    let kv = rwset.ns_rwset[0].rwset.to_vec();
+    rwset.ns_rwset[0].rwset = at(Layer::KvrwSet, kv);
+    let results = at(Layer::TxReadWriteSet, rwset.encode_to_vec());
+    let events = at(
+        Layer::Events,
+        ChaincodeEvent {
+            chaincode_id: CC.to_owned(),
+            event_name: "Created".to_owned(),
+            payload: key.to_owned().into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let cca = at(
+        Layer::ChaincodeAction,
+        ChaincodeAction {
+            results,
+            events,
+            response: Some(Response {
+                status: 200,
+                ..Default::default()
+            }),
+            chaincode_id: Some(ChaincodeId {
+                name: CC.to_owned(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
+    );
+    let proposal_hash = {
+        let mut h = weft_crypto::Sha256::new();
+        h.update(&chdr);
+        h.update(&action_header);
+        h.update(&cpp);
+        h.finish()
+    };
+    let prp = at(
+        Layer::ResponsePayload,
+        ProposalResponsePayload {
+            proposal_hash: proposal_hash.to_vec().into(),
+            extension: cca,
+        }
+        .encode_to_vec(),
+    );
+    let endorsements = [&n.peer1, &n.peer2]
+        .iter()
+        .map(|e| {
+            let endorser = at(Layer::Endorser, e.serialize());
+            let signature = e.sign(&[&prp[..], &endorser[..]].concat()).unwrap();
+            Endorsement {
+                endorser,
+                signature: at(Layer::EndorsementSignature, signature),
+            }
+        })
+        .collect();
+    let action_payload = at(
+        Layer::ActionPayload,
+        ChaincodeActionPayload {
+            chaincode_proposal_payload: cpp,
+            action: Some(ChaincodeEndorsedAction {
+                proposal_response_payload: prp,
+                endorsements,
+            }),
+        }
+        .encode_to_vec(),
+    );
+    let data = at(
+        Layer::Transaction,
+        Transaction {
+            actions: vec![TransactionAction {
+                header: action_header,
+                payload: action_payload,
+            }],
+        }
+        .encode_to_vec(),
+    );
+    let payload = at(
+        Layer::Payload,
+        Payload {
+            header: Some(Header {
+                channel_header: chdr,
+                signature_header: shdr,
+            }),
+            data,
+        }
+        .encode_to_vec(),
+    );
+    let signature = n.user1.sign(&payload).unwrap();
+    at(
+        Layer::Envelope,
+        Envelope {
+            payload,
+            signature: signature.into(),
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// Fuzzing the commit path with what any member of the channel's Writers can get into a
+/// block: the orderer checks an envelope's signature and headers, not what is inside. Each
+/// transaction has one layer mutated and everything above it hashed and signed again (see
+/// [`layered_transaction`]). Every transaction gets a validation code, no invalid one writes
+/// its key, nothing panics, and the channel commits a good transaction afterwards.
+#[tokio::test]
+async fn validly_signed_transactions_with_malformed_insides_get_codes_not_panics() {
+    use std::collections::{BTreeMap, HashMap};
+    use weft_configtx::testing::{mutate, Rng};
+    let n = setup().await;
+    // Unedited, the builder makes a valid transaction.
+    let good = layered_transaction(&n, "fz-unedited", Layer::Envelope, &mut |b| b.to_vec());
+    assert_eq!(n.commit(vec![good]).await, vec![C::Valid]);
+
+    let mut rng = Rng(0xf022_5eed_c0de_0001);
+    let mut codes: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut reached: HashMap<Layer, usize> = HashMap::new();
+    for block in 0..8 {
+        let mut envelopes = Vec::new();
+        let mut txs = Vec::new();
+        for i in 0..LAYERS.len() * 3 {
+            let layer = LAYERS[i % LAYERS.len()];
+            let key = format!("fz-{block}-{i}-{:016x}", rng.next_u64());
+            let env = layered_transaction(&n, &key, layer, &mut |b| mutate(&mut rng, b));
+            envelopes.push(env);
+            txs.push((layer, key));
+        }
+        let got = n.commit(envelopes).await;
+        assert_eq!(got.len(), txs.len(), "one code per transaction");
+        for (code, (layer, key)) in got.into_iter().zip(txs) {
+            *codes.entry(code as i32).or_default() += 1;
+            if code != C::Valid {
+                assert_eq!(n.get(&key).await, None, "{layer:?} {key}: {code:?}");
+            }
+            // A code past the envelope checks means the edit reached the inner layers.
+            if !matches!(
+                code,
+                C::BadPayload | C::NilEnvelope | C::BadCreatorSignature
+            ) {
+                *reached.entry(layer).or_default() += 1;
+            }
+        }
+    }
+    let after = layered_transaction(&n, "fz-after", Layer::Envelope, &mut |b| b.to_vec());
+    assert_eq!(n.commit(vec![after]).await, vec![C::Valid]);
+    assert!(n.get("fz-after").await.is_some());
+    // The edits were not all stopped at the door: many codes, from many layers.
+    assert!(codes.len() >= 8, "codes seen: {codes:?}");
+    assert!(reached.len() >= 10, "layers reached: {reached:?}");
 }
