@@ -1,9 +1,35 @@
 //! The unit syntaxes of configtx.yaml and of config values: Go durations (`BatchTimeout: 2s`,
 //! stored in the config as Go's `Duration.String()`, e.g. `"250ms"`, `"1m30s"`) and Fabric's
 //! byte sizes (`AbsoluteMaxBytes: 99 MB`: a whole number, optional spaces, `K`/`M`/`G` in any
-//! case with an optional `B`, binary multiples, at most `u32::MAX`).
+//! case with an optional `B`, binary multiples, at most `u32::MAX`). Also the time window of
+//! signed requests ([`check_time_window`]).
 
 use std::time::Duration;
+
+/// A signed request's timestamp (`seconds`, `nanos` since the Unix epoch, as in a channel
+/// header) must be within `window` of this node's clock, as Fabric's Deliver checks it, so a
+/// captured request cannot be replayed later. `setting` names the config key of the window.
+pub fn check_time_window(
+    timestamp: Option<(i64, i32)>,
+    window: Duration,
+    setting: &str,
+) -> Result<(), String> {
+    let (seconds, nanos) = timestamp.ok_or("the channel header has no timestamp")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let then = Duration::new(
+        u64::try_from(seconds).unwrap_or(0),
+        u32::try_from(nanos).unwrap_or(0).min(999_999_999),
+    );
+    let skew = now.abs_diff(then);
+    if skew > window {
+        return Err(format!(
+            "the request's timestamp is {skew:?} away from this node's clock, more than {setting} ({window:?}); check the client's clock"
+        ));
+    }
+    Ok(())
+}
 
 /// Parse a Go duration: a sequence of decimal numbers, each with a unit (`ns`, `us`, `µs`,
 /// `ms`, `s`, `m`, `h`), e.g. `2s`, `250ms`, `1.5s`, `1m30s`. `0` alone is zero. Negative

@@ -61,6 +61,7 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("General.LocalMSPDir", false),
     ("General.LocalMSPID", false),
     ("General.BootstrapMethod", false),
+    ("General.Authentication.TimeWindow", false),
     ("FileLedger.Location", false),
     ("Admin.ListenAddress", false),
     ("Admin.TLS.Enabled", false),
@@ -115,6 +116,25 @@ pub struct GeneralSection {
     pub local_msp_id: String,
     #[serde(rename = "BootstrapMethod")]
     pub bootstrap_method: String,
+    #[serde(rename = "Authentication")]
+    pub authentication: AuthenticationSection,
+}
+
+/// `General.Authentication`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AuthenticationSection {
+    /// How far a Deliver request's timestamp may be from the orderer's clock (a Go duration).
+    #[serde(rename = "TimeWindow")]
+    pub time_window: String,
+}
+
+impl Default for AuthenticationSection {
+    fn default() -> Self {
+        AuthenticationSection {
+            time_window: "15m".into(),
+        }
+    }
 }
 
 impl Default for GeneralSection {
@@ -126,6 +146,7 @@ impl Default for GeneralSection {
             local_msp_dir: "msp".into(),
             local_msp_id: "SampleOrg".into(),
             bootstrap_method: "none".into(),
+            authentication: AuthenticationSection::default(),
         }
     }
 }
@@ -256,6 +277,12 @@ pub struct OrdererConfig {
 }
 
 impl OrdererConfig {
+    /// `General.Authentication.TimeWindow` (checked by [`OrdererConfig::validate`]).
+    pub fn time_window(&self) -> std::time::Duration {
+        weft_configtx::units::parse_go_duration(&self.general.authentication.time_window)
+            .unwrap_or(std::time::Duration::from_secs(15 * 60))
+    }
+
     /// Load `orderer.yaml` (defaults when `path` is `None`) and apply `ORDERER_*` overrides
     /// looked up with `env`.
     pub fn load(
@@ -299,6 +326,14 @@ impl OrdererConfig {
 
     /// Checks that need more than the types.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) =
+            weft_configtx::units::parse_go_duration(&self.general.authentication.time_window)
+        {
+            return Err(invalid(
+                "General.Authentication.TimeWindow",
+                format!("{e} (a duration such as 15m)"),
+            ));
+        }
         if !self.general.bootstrap_method.eq_ignore_ascii_case("none") {
             return Err(invalid(
                 "General.BootstrapMethod",
@@ -468,6 +503,7 @@ mod tests {
         assert_eq!(c.operations.listen_address, "127.0.0.1:8443");
         assert_eq!(c.metrics.provider, "prometheus");
         assert!(!c.general.tls.enabled);
+        assert_eq!(c.time_window(), std::time::Duration::from_secs(15 * 60));
     }
 
     #[test]
@@ -490,6 +526,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("mutual TLS"), "{e}");
+        let e = cfg(
+            "",
+            &[(
+                "ORDERER_GENERAL_AUTHENTICATION_TIMEWINDOW",
+                "fifteen minutes",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "General.Authentication.TimeWindow (ORDERER_GENERAL_AUTHENTICATION_TIMEWINDOW)"
+            ),
+            "{e}"
+        );
+        let c = cfg(
+            "",
+            &[("ORDERER_GENERAL_AUTHENTICATION_TIMEWINDOW", "1m30s")],
+        )
+        .unwrap();
+        assert_eq!(c.time_window(), std::time::Duration::from_secs(90));
         let e = cfg("General:\n  ListenPort: seventy\n", &[])
             .unwrap_err()
             .to_string();

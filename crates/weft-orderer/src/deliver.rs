@@ -4,7 +4,9 @@
 //! `SeekInfo`. Checks, each refusal answered with a final `status` and logged with its reason
 //! (the Deliver protocol has no text field):
 //!
-//! - headers decode, the type is `DELIVER_SEEK_INFO`, `SeekInfo` decodes -> else `BAD_REQUEST`;
+//! - headers decode, the channel header's timestamp is within `General.Authentication.TimeWindow`
+//!   (15m) of the orderer's clock, the type is `DELIVER_SEEK_INFO`, `SeekInfo` decodes -> else
+//!   `BAD_REQUEST`;
 //! - the channel is served here -> else `NOT_FOUND`;
 //! - under mutual TLS, `ChannelHeader.tls_cert_hash` is the SHA-256 of the client's TLS
 //!   certificate (DER) -> else `FORBIDDEN`. When client certificates are only requested, a
@@ -70,6 +72,8 @@ pub struct Caller {
     pub tls_cert: Option<Vec<u8>>,
     /// Whether the listener requires client certificates.
     pub mutual_tls: bool,
+    /// `General.Authentication.TimeWindow`.
+    pub time_window: std::time::Duration,
     /// For logs.
     pub remote: String,
 }
@@ -156,6 +160,16 @@ async fn serve(
         Ok(i) => i,
         Err(r) => return Ok(Err(r)),
     };
+    if let Err(e) = weft_configtx::units::check_time_window(
+        i.channel_header
+            .timestamp
+            .as_ref()
+            .map(|t| (t.seconds, t.nanos)),
+        caller.time_window,
+        "General.Authentication.TimeWindow",
+    ) {
+        return Ok(Err(Refusal::new(Status::BadRequest, e)));
+    }
     if i.header_type != HeaderType::DeliverSeekInfo as i32 {
         return Ok(Err(Refusal::new(
             Status::BadRequest,
@@ -367,6 +381,7 @@ mod tests {
         let mtls = Caller {
             tls_cert: Some(cert.clone()),
             mutual_tls: true,
+            time_window: std::time::Duration::from_secs(900),
             remote: "x".into(),
         };
         assert!(check_binding(&mtls, &good).is_ok());
@@ -378,6 +393,7 @@ mod tests {
             .info
             .contains("no tls_cert_hash"));
         let requested = Caller {
+            time_window: std::time::Duration::from_secs(900),
             mutual_tls: false,
             ..mtls.clone()
         };
@@ -385,6 +401,7 @@ mod tests {
         assert!(check_binding(&requested, &[1]).is_err());
         assert!(check_binding(&Caller::default(), &[1]).is_ok());
         let no_cert = Caller {
+            time_window: std::time::Duration::from_secs(900),
             tls_cert: None,
             mutual_tls: true,
             remote: String::new(),

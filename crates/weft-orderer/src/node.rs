@@ -317,6 +317,7 @@ impl OrdererNode {
         let service = AtomicBroadcastService::new(
             registrar.clone(),
             gtls.client_auth_required,
+            cfg.time_window(),
             stop.subscribe(),
         )
         .into_server();

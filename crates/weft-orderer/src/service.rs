@@ -28,20 +28,24 @@ pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 pub struct AtomicBroadcastService {
     registrar: Arc<Registrar>,
     mutual_tls: bool,
+    time_window: std::time::Duration,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AtomicBroadcastService {
     /// `mutual_tls`: whether the listener requires client certificates (Deliver then binds
-    /// requests to the TLS session). Streams end when `stop` turns true.
+    /// requests to the TLS session). `time_window`: `General.Authentication.TimeWindow`, how
+    /// far a Deliver request's timestamp may be from now. Streams end when `stop` turns true.
     pub fn new(
         registrar: Arc<Registrar>,
         mutual_tls: bool,
+        time_window: std::time::Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         AtomicBroadcastService {
             registrar,
             mutual_tls,
+            time_window,
             stop,
         }
     }
@@ -53,13 +57,14 @@ impl AtomicBroadcastService {
     }
 }
 
-fn caller<T>(req: &Request<T>, mutual_tls: bool) -> Caller {
+fn caller<T>(req: &Request<T>, mutual_tls: bool, time_window: std::time::Duration) -> Caller {
     let info = req.extensions().get::<ConnInfo>();
     Caller {
         tls_cert: info
             .and_then(|i| i.client_certificate())
             .map(|c| c.as_ref().to_vec()),
         mutual_tls,
+        time_window,
         remote: info
             .and_then(|i| i.remote)
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
@@ -75,7 +80,7 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let caller = caller(&request, self.mutual_tls);
+        let caller = caller(&request, self.mutual_tls, self.time_window);
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let registrar = self.registrar.clone();
@@ -116,7 +121,7 @@ impl AtomicBroadcast for AtomicBroadcastService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        let caller = caller(&request, self.mutual_tls);
+        let caller = caller(&request, self.mutual_tls, self.time_window);
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let registrar = self.registrar.clone();

@@ -72,10 +72,7 @@ fn envelope_with(
         r#type: t as i32,
         channel_id: channel.into(),
         tx_id,
-        timestamp: Some(prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        }),
+        timestamp: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
         tls_cert_hash: Bytes::copy_from_slice(tls_cert_hash),
         ..Default::default()
     };
@@ -443,6 +440,30 @@ async fn join_broadcast_deliver_attack_restart() {
     )
     .await;
     assert_eq!((b.len(), status), (0, Status::Forbidden));
+
+    // A signed request captured an hour ago and replayed: outside the time window.
+    let stale = {
+        let fresh = seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            Pos::Newest(SeekNewest {}),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        );
+        let mut p = Payload::decode(fresh.payload).unwrap();
+        let h = p.header.as_mut().unwrap();
+        let mut ch = ChannelHeader::decode(h.channel_header.clone()).unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        ch.timestamp = Some(prost_types::Timestamp::from(hour_ago));
+        h.channel_header = ch.encode_to_vec().into();
+        let payload = p.encode_to_vec();
+        Envelope {
+            signature: u.sign(&payload).unwrap().into(),
+            payload: payload.into(),
+        }
+    };
+    let (b, status) = deliver(&mut c, stale).await;
+    assert_eq!((b.len(), status), (0, Status::BadRequest));
 
     // A client without a TLS certificate is refused at the handshake.
     let (anon, _) = tls_client(&o, false);

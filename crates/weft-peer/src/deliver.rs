@@ -21,7 +21,7 @@
 //! message field for it).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use prost::Message;
 use tokio::sync::mpsc;
@@ -330,24 +330,11 @@ fn position(p: Option<Seek>, height: u64) -> Option<u64> {
 
 /// The channel header's timestamp must be within `window` of now.
 pub fn check_timestamp(chdr: &ChannelHeader, window: Duration) -> Result<(), String> {
-    let ts = chdr
-        .timestamp
-        .as_ref()
-        .ok_or("the channel header has no timestamp")?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let then = Duration::new(
-        u64::try_from(ts.seconds).unwrap_or(0),
-        u32::try_from(ts.nanos).unwrap_or(0),
-    );
-    let skew = now.abs_diff(then);
-    if skew > window {
-        return Err(format!(
-            "the request's timestamp is {skew:?} away from the peer's clock, more than peer.authentication.timewindow ({window:?}); check the client's clock"
-        ));
-    }
-    Ok(())
+    weft_configtx::units::check_time_window(
+        chdr.timestamp.as_ref().map(|t| (t.seconds, t.nanos)),
+        window,
+        "peer.authentication.timewindow",
+    )
 }
 
 /// Under mutual TLS (or when the client claims one) the header's `tls_cert_hash` must be
@@ -478,8 +465,8 @@ mod tests {
     use super::*;
 
     fn header(hash: &[u8], seconds_ago: i64) -> ChannelHeader {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         ChannelHeader {
