@@ -2,7 +2,9 @@
 //!
 //! A proposal is checked as Fabric checks it — header type ENDORSER_TRANSACTION, epoch 0, a
 //! nonce and a creator, `tx_id = hex(sha256(nonce || creator))`, the creator a valid member of
-//! one of the channel's MSPs whose signature over the proposal bytes verifies, and a tx id
+//! one of the channel's MSPs whose signature over the proposal bytes verifies and who satisfies
+//! the channel's policy for proposing (the `peer/Propose` ACL, `/Channel/Application/Writers`
+//! by default; `_lifecycle/<function>` for the lifecycle), and a tx id
 //! that is neither on the ledger nor being endorsed right now — then the chaincode runs on a
 //! simulator over the channel's state, and the result is signed by the peer:
 //! `ProposalResponsePayload{proposal_hash, ChaincodeAction{rwset, event, response, chaincode}}`
@@ -94,6 +96,31 @@ pub struct ProposalError(pub String);
 
 fn bad(msg: impl Into<String>) -> ProposalError {
     ProposalError(msg.into())
+}
+
+/// Fabric's default policy for proposals: `peer/Propose` and `_lifecycle`'s channel functions.
+const CHANNEL_WRITERS: &str = "/Channel/Application/Writers";
+
+/// The ACL resource (configtx.yaml `ACLs`) a channel proposal's creator must satisfy, with
+/// Fabric's default policy: `peer/Propose` for a chaincode, `_lifecycle/<function>` for the
+/// lifecycle's channel functions. `None` for approveformyorg and its query, which Fabric
+/// reserves to the peer's own admins (checked by the lifecycle itself).
+fn proposal_acl(
+    chaincode: &str,
+    input: &weft_proto::protos::ChaincodeInput,
+) -> Option<(String, &'static str)> {
+    if chaincode != crate::lifecycle::LIFECYCLE {
+        return Some(("peer/Propose".to_owned(), CHANNEL_WRITERS));
+    }
+    let function = input
+        .args
+        .first()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_default();
+    match function.as_str() {
+        "ApproveChaincodeDefinitionForMyOrg" | "QueryApprovedChaincodeDefinition" => None,
+        _ => Some((format!("_lifecycle/{function}"), CHANNEL_WRITERS)),
+    }
 }
 
 /// Decode a signed proposal and check its headers (not yet the creator).
@@ -529,6 +556,22 @@ impl Endorser {
                     chdr.channel_id, chdr.tx_id
                 ))
             })?;
+        let spec = up.invocation.chaincode_spec.clone().unwrap_or_default();
+        let input = spec.input.unwrap_or_default();
+        if let (Some(config), Some((resource, default))) =
+            (channel.config(), proposal_acl(&up.chaincode_name, &input))
+        {
+            let path = config.acl_policy(&resource, default);
+            config
+                .evaluate_policy_identities(path, std::slice::from_ref(&creator))
+                .map_err(|e| {
+                    bad(format!(
+                        "access denied: channel {:?}, tx {}: {} ({}) does not satisfy {path}, \
+                         the policy of {resource}: {e}",
+                        chdr.channel_id, chdr.tx_id, creator.subject, creator.msp_id
+                    ))
+                })?;
+        }
         if channel.is_committed(&chdr.tx_id) {
             return Err(bad(format!(
                 "duplicate transaction: tx id {} is already on the ledger of channel {:?}",
@@ -552,8 +595,6 @@ impl Endorser {
                 key,
             }
         };
-        let spec = up.invocation.chaincode_spec.clone().unwrap_or_default();
-        let input = spec.input.unwrap_or_default();
         let view = channel.state().read().await;
         let sim: SharedSim = Arc::new(Mutex::new(TxSimulator::new(
             chdr.tx_id.clone(),

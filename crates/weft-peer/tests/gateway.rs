@@ -798,6 +798,28 @@ async fn attacks_and_failures_are_refused_with_reasons() {
         .into_inner();
     assert_eq!(r.result.unwrap().status, 200);
 
+    // A proposal by a member of Org1MSP that is not one of the channel's Writers (the peer's
+    // own enrollment, role peer): refused by the peer/Propose ACL, naming the policy.
+    let peer_identity = n.net.orgs[0].node.signer().unwrap();
+    let (sp, tx_id) =
+        signed_proposal(&peer_identity, CHANNEL, CC, &[b"put", b"y", b"1"], &[]).unwrap();
+    let err = gw
+        .endorse(EndorseRequest {
+            transaction_id: tx_id,
+            channel_id: CHANNEL.into(),
+            proposed_transaction: Some(sp),
+            endorsing_organizations: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    let details = error_details(&err);
+    assert!(
+        details.iter().any(|d| d
+            .message
+            .contains("does not satisfy /Channel/Application/Writers, the policy of peer/Propose")),
+        "{err:?}"
+    );
+
     // CommitStatus with a signature that is not the identity's.
     let org2 = n.net.orgs[1].user.signer().unwrap();
     let forged = n.commit_status_request(&org2, n.user1.serialize(), "some-tx");
