@@ -452,25 +452,31 @@ fn approvals(
     Ok((approved, mismatches))
 }
 
+/// Approving, and reading an approval, are for the admins of the peer's own organization
+/// (Fabric's default ACL for both is the local MSP's Admins).
+fn require_local_admin(ctx: &CallContext, what: &str) -> Result<(), LifecycleError> {
+    if ctx.creator_msp == ctx.local_msp && ctx.creator_is_admin {
+        return Ok(());
+    }
+    Err(err(format!(
+        "{what} by an admin of this peer's organization ({}); the creator is a {} of {}",
+        ctx.local_msp,
+        if ctx.creator_is_admin {
+            "admin"
+        } else {
+            "non-admin"
+        },
+        ctx.creator_msp
+    )))
+}
+
 /// `ApproveChaincodeDefinitionForMyOrg`: record this peer's org's approval.
 pub fn approve(
     state: &mut dyn LifecycleState,
     ctx: &CallContext,
     args: &ApproveChaincodeDefinitionForMyOrgArgs,
 ) -> Result<(), LifecycleError> {
-    if ctx.creator_msp != ctx.local_msp || !ctx.creator_is_admin {
-        return Err(err(format!(
-            "approveformyorg must be submitted by an admin of this peer's organization \
-             ({}); the creator is a {} of {}",
-            ctx.local_msp,
-            if ctx.creator_is_admin {
-                "admin"
-            } else {
-                "non-admin"
-            },
-            ctx.creator_msp
-        )));
-    }
+    require_local_admin(ctx, "approveformyorg must be submitted")?;
     let params = DefinitionParams {
         sequence: args.sequence,
         version: args.version.clone(),
@@ -732,6 +738,7 @@ pub fn query_approved(
     ctx: &CallContext,
     args: &QueryApprovedChaincodeDefinitionArgs,
 ) -> Result<QueryApprovedChaincodeDefinitionResult, LifecycleError> {
+    require_local_admin(ctx, "queryapproved must be asked")?;
     check_name(&args.name)?;
     let sequence = if args.sequence > 0 {
         args.sequence
@@ -1107,6 +1114,26 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("non-admin"), "{e}");
         assert!(st.0.is_empty());
+        // Reading the org's approval is for its admins too; others learn nothing of it.
+        approve(
+            &mut st,
+            &ctx("Org1MSP", "Org1MSP", true),
+            &approve_args(1, "1.0", "p"),
+        )
+        .unwrap();
+        let query = QueryApprovedChaincodeDefinitionArgs {
+            name: "basic".into(),
+            sequence: 0,
+        };
+        for (creator, admin) in [("Org1MSP", false), ("Org2MSP", true)] {
+            let e = query_approved(&mut st, &ctx("Org1MSP", creator, admin), &query).unwrap_err();
+            assert!(
+                e.0.contains("queryapproved must be asked by an admin of this peer's organization"),
+                "{e}"
+            );
+        }
+        let r = query_approved(&mut st, &ctx("Org1MSP", "Org1MSP", true), &query).unwrap();
+        assert_eq!(r.sequence, 1);
     }
 
     #[test]
