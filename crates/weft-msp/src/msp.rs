@@ -549,6 +549,21 @@ impl Msp {
         self.validate_at(cert_der, OffsetDateTime::now_utc())
     }
 
+    /// Validate the DER certificate `cert_der` as an identity of this MSP one second after the
+    /// certificate became valid, whatever the clock says: for what a ledger holds, which every
+    /// peer must judge alike at any time (Fabric's MSP validates at the same instant, FAB-3678).
+    /// Expired certificates are refused where requests arrive, not when blocks are validated.
+    pub fn validate_at_issuance(
+        &self,
+        cert_der: &[u8],
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        let leaf = CertSummary::parse(&cert_der.into()).map_err(|e| IdentityError::Malformed {
+            msp_id: self.id.clone(),
+            detail: e.to_string(),
+        })?;
+        self.validate_at(cert_der, leaf.not_before + time::Duration::seconds(1))
+    }
+
     /// Validate the DER certificate `cert_der` as an identity of this MSP at `now`.
     pub fn validate_at(
         &self,
@@ -971,6 +986,24 @@ impl MspManager {
         serialized: &[u8],
         now: OffsetDateTime,
     ) -> Result<ValidatedIdentity, IdentityError> {
+        self.deserialize_with(serialized, Some(now))
+    }
+
+    /// [`MspManager::deserialize`] at the certificate's issuance (see
+    /// [`Msp::validate_at_issuance`]): for identities read from blocks.
+    pub fn deserialize_at_issuance(
+        &self,
+        serialized: &[u8],
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        self.deserialize_with(serialized, None)
+    }
+
+    /// At `now`, or at the certificate's issuance when `None`.
+    fn deserialize_with(
+        &self,
+        serialized: &[u8],
+        now: Option<OffsetDateTime>,
+    ) -> Result<ValidatedIdentity, IdentityError> {
         let (mspid, der) =
             decode_serialized(serialized).map_err(|detail| IdentityError::Malformed {
                 msp_id: "(undecodable)".to_owned(),
@@ -987,7 +1020,10 @@ impl MspManager {
             msp_id: mspid,
             detail,
         })?;
-        msp.validate_at(&der, now)
+        match now {
+            Some(now) => msp.validate_at(&der, now),
+            None => msp.validate_at_issuance(&der),
+        }
     }
 
     /// Validate the creator `serialized_identity` and check that `sig` is its low-S signature of

@@ -87,6 +87,9 @@ pub struct Channel {
     committed: Mutex<HashSet<String>>,
     events: CommitEvents,
     identities: IdentityCache,
+    /// Identities read from blocks (creators and endorsers at commit), validated at their
+    /// certificates' issuance so that every peer judges a block alike at any time.
+    ledger_identities: IdentityCache,
     signatures: Arc<SignatureCache>,
     /// Held by whoever commits a block to this channel (one committer at a time).
     commit_lock: tokio::sync::Mutex<()>,
@@ -128,6 +131,7 @@ impl Channel {
             committed: Mutex::new(HashSet::new()),
             events: CommitEvents::new(),
             identities: IdentityCache::default(),
+            ledger_identities: IdentityCache::default(),
             signatures,
             commit_lock: tokio::sync::Mutex::new(()),
             local_msp: std::sync::OnceLock::new(),
@@ -171,6 +175,7 @@ impl Channel {
         *write(&self.msps) = Arc::new(config.msp_manager().clone());
         *write(&self.config) = Some(config);
         self.identities.clear();
+        self.ledger_identities.clear();
         self.config_seq.send_replace(seq);
         tracing::info!(channel = %self.id, sequence = seq, "channel config updated");
     }
@@ -533,7 +538,10 @@ impl crate::validator::TxContext for Channel {
     }
 
     fn validate_identity(&self, serialized: &bytes::Bytes) -> Result<ValidatedIdentity, String> {
-        self.deserialize_identity(serialized)
+        // At commit an identity is judged as of its certificate's issuance, not the clock:
+        // a peer validating this block a year later must reach the same codes.
+        self.ledger_identities
+            .deserialize_at_issuance(&self.msps(), serialized)
             .map_err(|e| e.to_string())
     }
 

@@ -180,6 +180,23 @@ impl IdentityCache {
         Ok(id)
     }
 
+    /// `msps.deserialize_at_issuance(serialized)`, from the cache when possible: identities
+    /// read from blocks, validated the same way at any time (see
+    /// [`weft_msp::msp::Msp::validate_at_issuance`]). Keep such identities in a cache of
+    /// their own: one validated now may differ.
+    pub fn deserialize_at_issuance(
+        &self,
+        msps: &MspManager,
+        serialized: &Bytes,
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        if let Some(id) = lock(&self.inner).map.get(serialized) {
+            return Ok(id.clone());
+        }
+        let id = msps.deserialize_at_issuance(serialized)?;
+        lock(&self.inner).insert(serialized.clone(), id.clone());
+        Ok(id)
+    }
+
     /// Forget everything (the channel's MSPs changed).
     pub fn clear(&self) {
         let mut g = lock(&self.inner);

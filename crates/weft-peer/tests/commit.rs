@@ -1078,6 +1078,31 @@ fn layered_transaction(
     layer: Layer,
     edit: &mut dyn FnMut(&[u8]) -> Vec<u8>,
 ) -> Bytes {
+    let creator = Creator {
+        serialized: n.user1.serialize(),
+        sign: Box::new(|m| n.user1.sign(m).unwrap()),
+    };
+    transaction_by(n, &creator, key, layer, edit)
+}
+
+/// Signs a message with a transaction creator's key.
+type SignFn<'a> = Box<dyn Fn(&[u8]) -> Vec<u8> + 'a>;
+
+/// Who makes a transaction: its serialized identity and how it signs.
+struct Creator<'a> {
+    serialized: Vec<u8>,
+    sign: SignFn<'a>,
+}
+
+/// [`layered_transaction`] by `creator`.
+fn transaction_by(
+    n: &Net,
+    creator: &Creator<'_>,
+    key: &str,
+    layer: Layer,
+    edit: &mut dyn FnMut(&[u8]) -> Vec<u8>,
+) -> Bytes {
+    let signer = creator;
     use weft_proto::common::{ChannelHeader, Header, HeaderType, Payload, SignatureHeader};
     use weft_proto::protos::{
         ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeEvent,
@@ -1092,7 +1117,7 @@ fn layered_transaction(
             bytes.into()
         }
     };
-    let creator = n.user1.serialize();
+    let creator = signer.serialized.clone();
     let nonce = weft_crypto::sha256(key.as_bytes()).to_vec();
     let tx_id = weft_crypto::hex(&weft_crypto::sha256(&[&nonce[..], &creator[..]].concat()));
     let chdr = at(
@@ -1232,7 +1257,7 @@ fn layered_transaction(
         }
         .encode_to_vec(),
     );
-    let signature = n.user1.sign(&payload).unwrap();
+    let signature = (signer.sign)(&payload);
     at(
         Layer::Envelope,
         Envelope {
@@ -1292,4 +1317,79 @@ async fn validly_signed_transactions_with_malformed_insides_get_codes_not_panics
     // The edits were not all stopped at the door: many codes, from many layers.
     assert!(codes.len() >= 8, "codes seen: {codes:?}");
     assert!(reached.len() >= 10, "layers reached: {reached:?}");
+}
+
+/// Determinism: every peer must reach the same codes for a block whenever it validates it (a
+/// peer catching up a year later, a new peer replaying the chain). A transaction ordered while
+/// its creator's certificate was valid is judged as of that certificate's issuance, as Fabric's
+/// MSP does, not by the validating peer's clock: a certificate that has expired since still
+/// validates (the orderer and the endorsers refuse expired certificates when requests arrive).
+/// A certificate that Org1's CA did not issue is still refused.
+#[tokio::test]
+async fn creators_judged_alike_at_any_time_even_after_their_certificates_expire() {
+    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
+    let n = setup().await;
+    let ca_dir = n
+        .net
+        .crypto_dir
+        .join("peerOrganizations/org1.example.com/ca");
+    let ca = CertificateAuthority::from_pem(
+        &std::fs::read(ca_dir.join("ca.org1.example.com-cert.pem")).unwrap(),
+        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
+        "Org1's CA",
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let subject = Subject {
+        organizational_unit: Some("client".into()),
+        ..Subject::cn("Expired@org1.example.com")
+    };
+    // Issued after Org1's CA (cryptogen back-dates it by five minutes), expired a minute ago.
+    let expired_window = Validity::between(
+        now - time::Duration::minutes(4),
+        now - time::Duration::minutes(1),
+    );
+    let issue = |ca: &CertificateAuthority| {
+        ca.issue(&LeafRequest::new(subject.clone(), LeafProfile::Signing).validity(expired_window))
+            .unwrap()
+    };
+    let expired = issue(&ca);
+    let creator = Creator {
+        serialized: weft_msp::serialize_identity("Org1MSP", expired.der.as_ref()),
+        sign: Box::new(|m| expired.key.sign(m).unwrap()),
+    };
+    let env = transaction_by(
+        &n,
+        &creator,
+        "by-an-expired-cert",
+        Layer::Envelope,
+        &mut |b| b.to_vec(),
+    );
+    // Checked at today's date, as a request arriving now is: expired.
+    let msps = n.channel.msps();
+    let e = msps
+        .deserialize(&creator.serialized)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expired"), "{e}");
+    // In a block: valid, now and on any later day.
+    assert_eq!(n.commit(vec![env]).await, vec![C::Valid]);
+    assert!(n.get("by-an-expired-cert").await.is_some());
+
+    // The same subject from another CA claiming Org1MSP: refused, at issuance as at any time.
+    let rogue = weft_peer::testing::test_ca("not org1's CA").unwrap();
+    let forged = issue(&rogue);
+    let impostor = Creator {
+        serialized: weft_msp::serialize_identity("Org1MSP", forged.der.as_ref()),
+        sign: Box::new(|m| forged.key.sign(m).unwrap()),
+    };
+    let env = transaction_by(
+        &n,
+        &impostor,
+        "by-a-rogue-cert",
+        Layer::Envelope,
+        &mut |b| b.to_vec(),
+    );
+    assert_eq!(n.commit(vec![env]).await, vec![C::BadCreatorSignature]);
+    assert_eq!(n.get("by-a-rogue-cert").await, None);
 }
