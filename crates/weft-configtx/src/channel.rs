@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use weft_msp::policy::{valid_signers, PolicyError, SignedData};
-use weft_msp::{Msp, MspManager, MspParts, NodeOuParts, RoleOuIdentifier, ValidatedIdentity};
+use weft_msp::policy::{valid_signers_at, PolicyError, SignedData};
+use weft_msp::{
+    CertTime, Msp, MspManager, MspParts, NodeOuParts, RoleOuIdentifier, ValidatedIdentity,
+};
 use weft_proto::common::{
     self, Block, BlockDataHashingStructure, Config, ConfigEnvelope, ConfigGroup, HashingAlgorithm,
     HeaderType, OrdererAddresses,
@@ -525,8 +527,20 @@ impl ChannelConfig {
         path: &str,
         signed: &[SignedData<'_>],
     ) -> Result<(), PolicyCheckError> {
+        self.evaluate_policy_at(path, signed, CertTime::Now)
+    }
+
+    /// [`ChannelConfig::evaluate_policy`] with the signers' certificates checked at `when`:
+    /// [`CertTime::Issuance`] for signatures read from blocks (orderer signatures, config
+    /// updates), which every node must judge alike at any time.
+    pub fn evaluate_policy_at(
+        &self,
+        path: &str,
+        signed: &[SignedData<'_>],
+        when: CertTime,
+    ) -> Result<(), PolicyCheckError> {
         let path = self.policy_path(path)?;
-        let signers = valid_signers(&self.msp_manager, signed);
+        let signers = valid_signers_at(&self.msp_manager, signed, when);
         self.policies
             .evaluate(&path, &signers.identities)
             .map_err(|e| {

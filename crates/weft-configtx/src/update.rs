@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use prost::Message;
 use weft_msp::policy::{parse, parse_implicit_meta, SignedData};
-use weft_msp::SigningIdentity;
+use weft_msp::{CertTime, SigningIdentity};
 use weft_proto::common::{
     self, ChannelHeader, Config, ConfigEnvelope, ConfigGroup, ConfigPolicy, ConfigSignature,
     ConfigUpdate, ConfigUpdateEnvelope, ConfigValue, Envelope, HeaderType, Payload, Policy,
@@ -364,6 +364,7 @@ pub fn authorize(
     current_map: &ConfigMap,
     delta: &ConfigMap,
     signed: &[SignedData<'_>],
+    when: CertTime,
 ) -> Result<(), UpdateError> {
     if delta.is_empty() {
         return Err(UpdateError::Empty);
@@ -395,7 +396,7 @@ pub fn authorize(
         }
         let policy = mod_policy_path(*kind, path, existing.mod_policy());
         current
-            .evaluate_policy(&policy, signed)
+            .evaluate_policy_at(&policy, signed, when)
             .map_err(|e| UpdateError::Forbidden {
                 path: format!("{kind} {path}"),
                 policy: policy.clone(),
@@ -447,6 +448,16 @@ pub fn propose(
     current: &ChannelConfig,
     cue: &ConfigUpdateEnvelope,
 ) -> Result<(Config, ChannelConfig), UpdateError> {
+    propose_at(current, cue, CertTime::Now)
+}
+
+/// [`propose`] with the signers' certificates checked at `when` ([`CertTime::Issuance`] when
+/// the update is read from a block).
+pub fn propose_at(
+    current: &ChannelConfig,
+    cue: &ConfigUpdateEnvelope,
+    when: CertTime,
+) -> Result<(Config, ChannelConfig), UpdateError> {
     let cu = ConfigUpdate::decode(cue.config_update.clone())
         .map_err(|e| malformed(format!("config_update is not a ConfigUpdate: {e}")))?;
     if cu.channel_id != current.channel_id() {
@@ -490,7 +501,7 @@ pub fn propose(
             signature: sig,
         })
         .collect();
-    authorize(current, &current_map, &delta, &signed)?;
+    authorize(current, &current_map, &delta, &signed, when)?;
 
     let mut merged = current_map;
     for (k, v) in &delta {
@@ -536,7 +547,9 @@ pub fn validate_config_envelope(
         .as_ref()
         .ok_or_else(|| malformed("the config envelope has no last_update"))?;
     let (_, cue) = update_from_envelope(last)?;
-    let (computed, parsed) = propose(current, &cue)?;
+    // A committed update is judged as of its signers' certificates' issuance: a peer replaying
+    // the chain after an admin's certificate expired must accept what the others accepted.
+    let (computed, parsed) = propose_at(current, &cue, CertTime::Issuance)?;
     if computed != *config {
         return Err(UpdateError::Mismatch(
             "the config envelope's last_update does not produce the config it carries".into(),

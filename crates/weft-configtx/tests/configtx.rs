@@ -17,7 +17,7 @@ use weft_configtx::{
     ConfigTxFile, OrgProfile, PolicyCheckError, Profile,
 };
 use weft_msp::policy::SignedData;
-use weft_msp::SigningIdentity;
+use weft_msp::{CertTime, SigningIdentity};
 use weft_proto::common::{self, Block, Config, ConfigGroup};
 
 fn network() -> (tempfile::TempDir, TestNetwork) {
@@ -218,6 +218,57 @@ fn signed<'a>(sigs: &'a [(Vec<u8>, &'a [u8], Vec<u8>)]) -> Vec<SignedData<'a>> {
             signature: sig,
         })
         .collect()
+}
+
+/// Signatures read from blocks (config updates in config blocks, orderer signatures on
+/// blocks) count as of their certificates' issuance ([`CertTime::Issuance`]), so every node
+/// judges a block alike at any time; requests as they arrive are judged now. An admin whose
+/// certificate expired a minute ago: refused now, counted at issuance.
+#[test]
+fn expired_signers_count_at_issuance_not_now() {
+    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
+    let (_dir, net) = network();
+    let cfg = ChannelConfig::from_block(&net.genesis).unwrap();
+    let data = b"a config update".as_slice();
+    let admin1 = net.orgs[0].admin.signer().unwrap();
+    let ca_dir = net.crypto_dir.join("peerOrganizations/org2.example.com/ca");
+    let ca = CertificateAuthority::from_pem(
+        &std::fs::read(ca_dir.join("ca.org2.example.com-cert.pem")).unwrap(),
+        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
+        "Org2's CA",
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let subject = Subject {
+        organizational_unit: Some("admin".into()),
+        ..Subject::cn("Admin@org2.example.com")
+    };
+    let expired = ca
+        .issue(
+            &LeafRequest::new(subject, LeafProfile::Signing).validity(Validity::between(
+                now - time::Duration::minutes(4),
+                now - time::Duration::minutes(1),
+            )),
+        )
+        .unwrap();
+    let sigs = [
+        sign(&admin1, data),
+        (
+            weft_msp::serialize_identity("Org2MSP", expired.der.as_ref()),
+            data,
+            expired.key.sign(data).unwrap(),
+        ),
+    ];
+    let err = cfg
+        .evaluate_policy("/Channel/Application/Admins", &signed(&sigs))
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    cfg.evaluate_policy_at(
+        "/Channel/Application/Admins",
+        &signed(&sigs),
+        CertTime::Issuance,
+    )
+    .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

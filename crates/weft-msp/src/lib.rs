@@ -32,7 +32,7 @@ pub use cryptogen::{
 };
 pub use error::Error;
 pub use msp::{
-    serialize_identity, IdentityError, Msp, MspManager, MspParts, NodeOuParts,
+    serialize_identity, CertTime, IdentityError, Msp, MspManager, MspParts, NodeOuParts,
     Role as IdentityRole, RoleOuIdentifier, SigningIdentity, ValidatedIdentity,
 };
 pub use nodeou::MspConfig;

@@ -80,6 +80,16 @@ impl fmt::Display for Role {
     }
 }
 
+/// When the validity windows of an identity's certificates are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertTime {
+    /// Now: requests as they arrive (proposals, broadcasts, deliver sessions).
+    Now,
+    /// One second after the identity's certificate became valid ([`Msp::validate_at_issuance`]):
+    /// what blocks hold, which every node must judge alike at any time.
+    Issuance,
+}
+
 /// An identity that passed [`Msp::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedIdentity {
@@ -987,6 +997,18 @@ impl MspManager {
         now: OffsetDateTime,
     ) -> Result<ValidatedIdentity, IdentityError> {
         self.deserialize_with(serialized, Some(now))
+    }
+
+    /// [`MspManager::deserialize`] at `when`.
+    pub fn deserialize_when(
+        &self,
+        serialized: &[u8],
+        when: CertTime,
+    ) -> Result<ValidatedIdentity, IdentityError> {
+        match when {
+            CertTime::Now => self.deserialize(serialized),
+            CertTime::Issuance => self.deserialize_at_issuance(serialized),
+        }
     }
 
     /// [`MspManager::deserialize`] at the certificate's issuance (see

@@ -71,7 +71,7 @@ use weft_proto::common::{
     OrganizationUnit, Policy, SignaturePolicy, SignaturePolicyEnvelope,
 };
 
-use crate::msp::{MspManager, Role, ValidatedIdentity};
+use crate::msp::{CertTime, MspManager, Role, ValidatedIdentity};
 
 /// How deeply [`parse`] lets gates nest. Deeper envelopes would also exceed what protobuf
 /// decoders accept by default.
@@ -914,10 +914,20 @@ pub struct Signers {
 /// checking its signature, and keep it only if its signature of the data verifies. Everything
 /// skipped is in [`Signers::rejected`].
 pub fn valid_signers(manager: &MspManager, signed: &[SignedData<'_>]) -> Signers {
+    valid_signers_at(manager, signed, CertTime::Now)
+}
+
+/// [`valid_signers`] with certificates checked at `when` ([`CertTime::Issuance`] for
+/// signatures read from blocks).
+pub fn valid_signers_at(
+    manager: &MspManager,
+    signed: &[SignedData<'_>],
+    when: CertTime,
+) -> Signers {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut out = Signers::default();
     for (index, sd) in signed.iter().enumerate() {
-        let id = match manager.deserialize(sd.identity) {
+        let id = match manager.deserialize_when(sd.identity, when) {
             Ok(id) => id,
             Err(e) => {
                 out.rejected.push(RejectedSignature {

@@ -116,7 +116,11 @@ pub fn check_block(
         })
         .collect();
     config
-        .evaluate_policy(BLOCK_VALIDATION_POLICY, &signed)
+        .evaluate_policy_at(
+            BLOCK_VALIDATION_POLICY,
+            &signed,
+            weft_msp::CertTime::Issuance,
+        )
         .map_err(|e| {
             reject(format!(
                 "its orderer signatures do not satisfy the policy: {e}"

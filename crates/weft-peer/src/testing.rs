@@ -486,11 +486,30 @@ pub fn sign_block(
     signer: &SigningIdentity,
     last_config: u64,
 ) -> Result<(), String> {
+    sign_block_as(
+        block,
+        &signer.serialize(),
+        &|m| signer.sign(m).map_err(|e| e.to_string()),
+        last_config,
+    )
+}
+
+/// Signs a message with some key; the error says why not.
+pub type RawSigner<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
+
+/// [`sign_block`] by the serialized identity `creator` whose key signs with `sign` (for
+/// identities a [`SigningIdentity`] would not load, e.g. with an expired certificate).
+pub fn sign_block_as(
+    block: &mut weft_proto::common::Block,
+    creator: &[u8],
+    sign: RawSigner<'_>,
+    last_config: u64,
+) -> Result<(), String> {
     use prost::Message;
     use weft_proto::common::{MetadataSignature, SignatureHeader};
     let value = weft_ledger::block::orderer_metadata_value(last_config, Bytes::new());
     let shdr: Bytes = SignatureHeader {
-        creator: signer.serialize().into(),
+        creator: Bytes::copy_from_slice(creator),
         nonce: weft_crypto::random_bytes(24)
             .map_err(|e| e.to_string())?
             .into(),
@@ -499,7 +518,7 @@ pub fn sign_block(
     .into();
     let header = block.header.clone().ok_or("the block has no header")?;
     let msg = weft_ledger::block::signature_message(&value, &shdr, &header);
-    let signature = signer.sign(&msg).map_err(|e| e.to_string())?;
+    let signature = sign(&msg)?;
     weft_ledger::block::set_signatures(
         block,
         value,

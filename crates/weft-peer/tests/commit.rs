@@ -1393,3 +1393,70 @@ async fn creators_judged_alike_at_any_time_even_after_their_certificates_expire(
     assert_eq!(n.commit(vec![env]).await, vec![C::BadCreatorSignature]);
     assert_eq!(n.get("by-a-rogue-cert").await, None);
 }
+
+/// Like creators, the orderer's block signatures are judged as of its certificate's issuance:
+/// a peer catching up after the orderer's certificate expired accepts the blocks the others
+/// accepted (Fabric's MSP does the same), while a signer from another CA is still refused.
+#[tokio::test]
+async fn block_signatures_judged_alike_after_the_orderers_certificate_expires() {
+    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
+    let n = setup().await;
+    let config = n.channel.config().unwrap();
+    let gh = n
+        .channel
+        .blocks()
+        .block(0)
+        .unwrap()
+        .unwrap()
+        .header
+        .unwrap();
+    let ca_dir = n.net.crypto_dir.join("ordererOrganizations/example.com/ca");
+    let ca = CertificateAuthority::from_pem(
+        &std::fs::read(ca_dir.join("ca.example.com-cert.pem")).unwrap(),
+        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
+        "the orderer org's CA",
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let window = Validity::between(
+        now - time::Duration::minutes(4),
+        now - time::Duration::minutes(1),
+    );
+    let issue = |ca: &CertificateAuthority| {
+        let subject = Subject {
+            organizational_unit: Some("orderer".into()),
+            ..Subject::cn("orderer.example.com")
+        };
+        ca.issue(&LeafRequest::new(subject, LeafProfile::Signing).validity(window))
+            .unwrap()
+    };
+    let (env, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
+    let sign = |cert: &weft_crypto::IssuedCertificate, block: &mut Block| {
+        weft_peer::testing::sign_block_as(
+            block,
+            &weft_msp::serialize_identity("OrdererMSP", cert.der.as_ref()),
+            &|m| cert.key.sign(m).map_err(|e| e.to_string()),
+            0,
+        )
+        .unwrap();
+    };
+    let expired = issue(&ca);
+    let e = config
+        .msp_manager()
+        .deserialize(&weft_msp::serialize_identity(
+            "OrdererMSP",
+            expired.der.as_ref(),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expired"), "{e}");
+    let mut block = next_block(&gh, vec![env.clone()]);
+    sign(&expired, &mut block);
+    check_block(&config, 1, Some(&gh), &block).unwrap();
+
+    let rogue = issue(&weft_peer::testing::test_ca("not the orderer org's CA").unwrap());
+    let mut block = next_block(&gh, vec![env]);
+    sign(&rogue, &mut block);
+    let e = check_block(&config, 1, Some(&gh), &block).unwrap_err();
+    assert!(e.detail.contains("policy"), "{e}");
+}
