@@ -429,6 +429,35 @@ impl Net {
         Ok(r.into_inner().result.unwrap().payload)
     }
 
+    /// Sign `prepared` as User1, submit it, and wait (30 s at most) for its commit status.
+    async fn sign_submit_and_wait(
+        &self,
+        gw: &mut GatewayClient<tonic::transport::Channel>,
+        tx_id: &str,
+        mut prepared: Envelope,
+    ) -> weft_proto::gateway::CommitStatusResponse {
+        prepared.signature = self.user1.sign(&prepared.payload).unwrap().into();
+        gw.submit(SubmitRequest {
+            transaction_id: tx_id.to_owned(),
+            channel_id: CHANNEL.into(),
+            prepared_transaction: Some(prepared),
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            gw.commit_status(self.commit_status_request(
+                &self.user1,
+                self.user1.serialize(),
+                tx_id,
+            )),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner()
+    }
+
     fn commit_status_request(
         &self,
         signer: &SigningIdentity,
@@ -621,24 +650,7 @@ async fn endorse_submit_commit_evaluate_and_events_over_mutual_tls() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let mut signed = prepared;
-    signed.signature = n.user1.sign(&signed.payload).unwrap().into();
-    gw.submit(SubmitRequest {
-        transaction_id: tx_id.clone(),
-        channel_id: CHANNEL.into(),
-        prepared_transaction: Some(signed),
-    })
-    .await
-    .unwrap();
-
-    let status = tokio::time::timeout(
-        Duration::from_secs(30),
-        gw.commit_status(n.commit_status_request(&n.user1, n.user1.serialize(), &tx_id)),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .into_inner();
+    let status = n.sign_submit_and_wait(&mut gw, &tx_id, prepared).await;
     assert_eq!(
         (status.result, status.block_number),
         (0, 1),
@@ -998,5 +1010,128 @@ async fn fabric_gateway_sdk_client_submits_evaluates_and_reads_events() {
     let r = run("no-client-cert").await;
     assert_eq!(r["refused"], true, "{r:#}");
 
+    n.stop().await;
+}
+
+/// Fuzzing the Gateway with what a client can send: proposals with mutated bytes (half of them
+/// signed again, so they pass the signature check and reach the proposal checks) on Endorse
+/// and Evaluate, mutated prepared transactions (signed) on Submit, and mutated CommitStatus
+/// and ChaincodeEvents requests. Every call ends with an answer or keeps waiting for a
+/// transaction or event it asked for (bounded here), and the Gateway keeps serving: a good
+/// transaction afterwards is endorsed, submitted and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_gateway_requests_are_answered_and_the_gateway_keeps_serving() {
+    use weft_configtx::testing::{mutate, Rng};
+    let n = setup().await;
+    let mut gw = n.gateway().await;
+    let mut rng = Rng(0x6a7e_5eed_0000_0001);
+    let answered = Duration::from_secs(15);
+    let endorse_request = |sp, tx_id: &str| EndorseRequest {
+        transaction_id: tx_id.to_owned(),
+        channel_id: CHANNEL.into(),
+        proposed_transaction: Some(sp),
+        endorsing_organizations: Vec::new(),
+    };
+    let (sp, tx_id) = n.proposal(&["put", "fz", "1"]);
+    let prepared = gw
+        .endorse(endorse_request(sp, &tx_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .prepared_transaction
+        .unwrap();
+    let mut refused = 0;
+    for i in 0..40 {
+        let (sp, tx_id) = n.proposal(&["put", &format!("fz{i}"), "v"]);
+        let bytes = mutate(&mut rng, &sp.proposal_bytes);
+        let signature = if i % 2 == 0 {
+            n.user1.sign(&bytes).unwrap().into()
+        } else {
+            sp.signature
+        };
+        let sp = weft_proto::protos::SignedProposal {
+            proposal_bytes: bytes.into(),
+            signature,
+        };
+        let r = tokio::time::timeout(answered, gw.endorse(endorse_request(sp.clone(), &tx_id)))
+            .await
+            .expect("Endorse answers");
+        refused += usize::from(r.is_err());
+        tokio::time::timeout(
+            answered,
+            gw.evaluate(EvaluateRequest {
+                transaction_id: tx_id.clone(),
+                channel_id: CHANNEL.into(),
+                proposed_transaction: Some(sp),
+                target_organizations: Vec::new(),
+            }),
+        )
+        .await
+        .expect("Evaluate answers")
+        .ok();
+
+        let payload = mutate(&mut rng, &prepared.payload);
+        let env = Envelope {
+            signature: n.user1.sign(&payload).unwrap().into(),
+            payload: payload.into(),
+        };
+        tokio::time::timeout(
+            answered,
+            gw.submit(SubmitRequest {
+                transaction_id: tx_id.clone(),
+                channel_id: CHANNEL.into(),
+                prepared_transaction: Some(env),
+            }),
+        )
+        .await
+        .expect("Submit answers")
+        .ok();
+
+        // These two may wait for a transaction or an event that never comes: bounded.
+        let req = n.commit_status_request(&n.user1, n.user1.serialize(), &tx_id);
+        let request = mutate(&mut rng, &req.request);
+        let signature = n.user1.sign(&request).unwrap().into();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            gw.commit_status(SignedCommitStatusRequest {
+                request: request.into(),
+                signature,
+            }),
+        )
+        .await;
+        let events = ChaincodeEventsRequest {
+            channel_id: CHANNEL.into(),
+            chaincode_id: CC.into(),
+            identity: n.user1.serialize().into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let request = mutate(&mut rng, &events);
+        let signature = n.user1.sign(&request).unwrap().into();
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            gw.chaincode_events(SignedChaincodeEventsRequest {
+                request: request.into(),
+                signature,
+            }),
+        )
+        .await;
+    }
+    assert!(
+        refused > 20,
+        "most mutated proposals are refused: {refused} of 40"
+    );
+
+    // Still serving: a good transaction goes all the way.
+    let (sp, tx_id) = n.proposal(&["put", "after-fuzz", "1"]);
+    let prepared = gw
+        .endorse(endorse_request(sp, &tx_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .prepared_transaction
+        .unwrap();
+    let status = n.sign_submit_and_wait(&mut gw, &tx_id, prepared).await;
+    assert_eq!(status.result, 0, "{status:?}");
     n.stop().await;
 }
