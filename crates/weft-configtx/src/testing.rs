@@ -217,3 +217,53 @@ pub fn mutate(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
     }
     b
 }
+
+impl TestOrg {
+    /// The org's signing CA as cryptogen wrote it (`ca/ca.<domain>-cert.pem`, `ca/priv_sk`
+    /// beside the org's `msp/`).
+    pub fn signing_ca(&self) -> Result<weft_crypto::CertificateAuthority, ConfigError> {
+        let dir = self
+            .msp_dir
+            .parent()
+            .map(|d| d.join("ca"))
+            .ok_or_else(|| ConfigError::file(self.msp_dir.display(), "no parent directory"))?;
+        let read = |p: PathBuf| {
+            std::fs::read(&p).map_err(|e| ConfigError::file(p.display(), e.to_string()))
+        };
+        let cert = std::fs::read_dir(&dir)
+            .map_err(|e| ConfigError::file(dir.display(), e.to_string()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-cert.pem"))
+            .ok_or_else(|| ConfigError::file(dir.display(), "no *-cert.pem"))?;
+        weft_crypto::CertificateAuthority::from_pem(
+            &read(cert)?,
+            &read(dir.join("priv_sk"))?,
+            &format!("{}'s CA", self.msp_id),
+        )
+        .map_err(|e| ConfigError::file(dir.display(), e.to_string()))
+    }
+}
+
+/// A signing certificate for `cn` with NodeOU `ou`, issued by `ca`, valid from four minutes
+/// ago to one minute ago: after a cryptogen CA's start (back-dated five minutes), and expired.
+/// For tests of what blocks hold after their signers' certificates expire.
+pub fn expired_leaf(
+    ca: &weft_crypto::CertificateAuthority,
+    ou: &str,
+    cn: &str,
+) -> Result<weft_crypto::IssuedCertificate, weft_crypto::Error> {
+    let now = time::OffsetDateTime::now_utc();
+    let subject = weft_crypto::Subject {
+        organizational_unit: Some(ou.to_owned()),
+        ..weft_crypto::Subject::cn(cn)
+    };
+    ca.issue(
+        &weft_crypto::LeafRequest::new(subject, weft_crypto::LeafProfile::Signing).validity(
+            weft_crypto::Validity::between(
+                now - time::Duration::minutes(4),
+                now - time::Duration::minutes(1),
+            ),
+        ),
+    )
+}

@@ -226,31 +226,16 @@ fn signed<'a>(sigs: &'a [(Vec<u8>, &'a [u8], Vec<u8>)]) -> Vec<SignedData<'a>> {
 /// certificate expired a minute ago: refused now, counted at issuance.
 #[test]
 fn expired_signers_count_at_issuance_not_now() {
-    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
     let (_dir, net) = network();
     let cfg = ChannelConfig::from_block(&net.genesis).unwrap();
     let data = b"a config update".as_slice();
     let admin1 = net.orgs[0].admin.signer().unwrap();
-    let ca_dir = net.crypto_dir.join("peerOrganizations/org2.example.com/ca");
-    let ca = CertificateAuthority::from_pem(
-        &std::fs::read(ca_dir.join("ca.org2.example.com-cert.pem")).unwrap(),
-        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
-        "Org2's CA",
+    let expired = weft_configtx::testing::expired_leaf(
+        &net.orgs[1].signing_ca().unwrap(),
+        "admin",
+        "Admin@org2.example.com",
     )
     .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let subject = Subject {
-        organizational_unit: Some("admin".into()),
-        ..Subject::cn("Admin@org2.example.com")
-    };
-    let expired = ca
-        .issue(
-            &LeafRequest::new(subject, LeafProfile::Signing).validity(Validity::between(
-                now - time::Duration::minutes(4),
-                now - time::Duration::minutes(1),
-            )),
-        )
-        .unwrap();
     let sigs = [
         sign(&admin1, data),
         (

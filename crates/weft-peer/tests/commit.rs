@@ -1327,33 +1327,12 @@ async fn validly_signed_transactions_with_malformed_insides_get_codes_not_panics
 /// A certificate that Org1's CA did not issue is still refused.
 #[tokio::test]
 async fn creators_judged_alike_at_any_time_even_after_their_certificates_expire() {
-    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
+    use weft_configtx::testing::expired_leaf;
     let n = setup().await;
-    let ca_dir = n
-        .net
-        .crypto_dir
-        .join("peerOrganizations/org1.example.com/ca");
-    let ca = CertificateAuthority::from_pem(
-        &std::fs::read(ca_dir.join("ca.org1.example.com-cert.pem")).unwrap(),
-        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
-        "Org1's CA",
-    )
-    .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let subject = Subject {
-        organizational_unit: Some("client".into()),
-        ..Subject::cn("Expired@org1.example.com")
+    let issue = |ca: &weft_crypto::CertificateAuthority| {
+        expired_leaf(ca, "client", "Expired@org1.example.com").unwrap()
     };
-    // Issued after Org1's CA (cryptogen back-dates it by five minutes), expired a minute ago.
-    let expired_window = Validity::between(
-        now - time::Duration::minutes(4),
-        now - time::Duration::minutes(1),
-    );
-    let issue = |ca: &CertificateAuthority| {
-        ca.issue(&LeafRequest::new(subject.clone(), LeafProfile::Signing).validity(expired_window))
-            .unwrap()
-    };
-    let expired = issue(&ca);
+    let expired = issue(&n.net.orgs[0].signing_ca().unwrap());
     let creator = Creator {
         serialized: weft_msp::serialize_identity("Org1MSP", expired.der.as_ref()),
         sign: Box::new(|m| expired.key.sign(m).unwrap()),
@@ -1399,7 +1378,7 @@ async fn creators_judged_alike_at_any_time_even_after_their_certificates_expire(
 /// accepted (Fabric's MSP does the same), while a signer from another CA is still refused.
 #[tokio::test]
 async fn block_signatures_judged_alike_after_the_orderers_certificate_expires() {
-    use weft_crypto::{CertificateAuthority, LeafProfile, LeafRequest, Subject, Validity};
+    use weft_configtx::testing::expired_leaf;
     let n = setup().await;
     let config = n.channel.config().unwrap();
     let gh = n
@@ -1410,25 +1389,8 @@ async fn block_signatures_judged_alike_after_the_orderers_certificate_expires() 
         .unwrap()
         .header
         .unwrap();
-    let ca_dir = n.net.crypto_dir.join("ordererOrganizations/example.com/ca");
-    let ca = CertificateAuthority::from_pem(
-        &std::fs::read(ca_dir.join("ca.example.com-cert.pem")).unwrap(),
-        &std::fs::read(ca_dir.join("priv_sk")).unwrap(),
-        "the orderer org's CA",
-    )
-    .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let window = Validity::between(
-        now - time::Duration::minutes(4),
-        now - time::Duration::minutes(1),
-    );
-    let issue = |ca: &CertificateAuthority| {
-        let subject = Subject {
-            organizational_unit: Some("orderer".into()),
-            ..Subject::cn("orderer.example.com")
-        };
-        ca.issue(&LeafRequest::new(subject, LeafProfile::Signing).validity(window))
-            .unwrap()
+    let issue = |ca: &weft_crypto::CertificateAuthority| {
+        expired_leaf(ca, "orderer", "orderer.example.com").unwrap()
     };
     let (env, _) = n.tx(&kv_rwset(CC, &[], &[("k", Some(b"v"))], vec![]));
     let sign = |cert: &weft_crypto::IssuedCertificate, block: &mut Block| {
@@ -1440,7 +1402,7 @@ async fn block_signatures_judged_alike_after_the_orderers_certificate_expires() 
         )
         .unwrap();
     };
-    let expired = issue(&ca);
+    let expired = issue(&n.net.orderer_org.signing_ca().unwrap());
     let e = config
         .msp_manager()
         .deserialize(&weft_msp::serialize_identity(
