@@ -30,6 +30,7 @@ use weft_proto::orderer::{deliver_response, DeliverResponse, SeekInfo, SeekPosit
 
 use crate::broadcast::{creator, headers, Refusal};
 use crate::registrar::Registrar;
+use weft_configtx::channel::ChannelConfig;
 
 /// Where a request starts and stops (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,20 +206,31 @@ async fn serve(
         Ok(c) => c,
         Err(r) => return Ok(Err(r)),
     };
-    let identity = match chain.identities().check(
-        &chain.config(),
-        "/Channel/Readers",
-        &creator,
-        &env.payload,
-        &env.signature,
-    ) {
+    // Fabric's session access control: the policy is checked on the first request and again
+    // whenever the channel's config changes, so a reader removed or revoked by a config update
+    // stops receiving blocks on a stream it opened before.
+    let readers = |config: &ChannelConfig| {
+        chain
+            .identities()
+            .check(
+                config,
+                "/Channel/Readers",
+                &creator,
+                &env.payload,
+                &env.signature,
+            )
+            .map_err(|e| {
+                Refusal::new(
+                    Status::Forbidden,
+                    format!("deliver on channel '{channel}' refused: {e}"),
+                )
+            })
+    };
+    let config = chain.config();
+    let mut checked_sequence = config.sequence();
+    let identity = match readers(&config) {
         Ok(id) => id,
-        Err(e) => {
-            return Ok(Err(Refusal::new(
-                Status::Forbidden,
-                format!("deliver on channel '{channel}' refused: {e}"),
-            )))
-        }
+        Err(r) => return Ok(Err(r)),
     };
     let mut heights = chain.subscribe();
     let mut stopped = chain.stopped();
@@ -239,6 +251,18 @@ async fn serve(
                     identity.subject, identity.msp_id
                 ),
             )));
+        }
+        let config = chain.config();
+        if config.sequence() != checked_sequence {
+            if let Err(mut r) = readers(&config) {
+                r.info = format!(
+                    "{} (checked again after the channel's config changed to sequence {})",
+                    r.info,
+                    config.sequence()
+                );
+                return Ok(Err(r));
+            }
+            checked_sequence = config.sequence();
         }
         let height = *heights.borrow_and_update();
         if next >= height {

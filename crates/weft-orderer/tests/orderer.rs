@@ -587,16 +587,15 @@ async fn wal_record_without_block_is_recovered_once() {
     assert!(e.contains("block 5 where block 2 was expected"), "{e}");
 }
 
-/// A mutual-TLS client presenting `org`'s user TLS certificate; `Err` when the orderer
-/// refuses the connection or the Broadcast call.
-async fn broadcast_as(
+/// A client presenting `org`'s user TLS certificate, and that certificate (DER).
+async fn client_as(
     o: &TestOrderer,
     org: &weft_configtx::testing::TestOrg,
-    env: Envelope,
-) -> Result<BroadcastResponse, String> {
+) -> Result<(Client, Vec<u8>), String> {
     let ca = std::fs::read(o.tls_ca_file()).unwrap();
     let roots = weft_crypto::pem::certificates(&ca, "ca").unwrap();
     let id = Identity::from_pem_files(&org.user.tls_cert, &org.user.tls_key, "tls").unwrap();
+    let der = id.chain()[0].as_ref().to_vec();
     let tls = TlsClient::new(
         Trust::Roots(roots),
         ClientIdentity::Certificate(id),
@@ -606,7 +605,17 @@ async fn broadcast_as(
     let ch = weft_tls::grpc::channel(Some(tls), Endpoint::parse(&o.address()).unwrap())
         .await
         .map_err(|e| e.to_string())?;
-    let mut c = AtomicBroadcastClient::new(ch);
+    Ok((AtomicBroadcastClient::new(ch), der))
+}
+
+/// A mutual-TLS client presenting `org`'s user TLS certificate; `Err` when the orderer
+/// refuses the connection or the Broadcast call.
+async fn broadcast_as(
+    o: &TestOrderer,
+    org: &weft_configtx::testing::TestOrg,
+    env: Envelope,
+) -> Result<BroadcastResponse, String> {
+    let (mut c, _) = client_as(o, org).await?;
     let mut rs = c
         .broadcast(tokio_stream::iter(vec![env]))
         .await
@@ -618,18 +627,16 @@ async fn broadcast_as(
     }
 }
 
-/// The CONFIG_UPDATE envelope adding `org3` to `config`, signed (ConfigSignatures) by
+/// The CONFIG_UPDATE envelope turning `config` into `updated`, signed (ConfigSignatures) by
 /// `signers`, the envelope itself by `submitter`.
-fn add_org_update(
+fn update_to(
     config: &weft_configtx::ChannelConfig,
-    org3: &weft_configtx::testing::TestOrg,
+    updated: &weft_proto::common::Config,
     signers: &[&SigningIdentity],
     submitter: &SigningIdentity,
 ) -> Envelope {
     use weft_configtx::update;
-    let profile = weft_configtx::OrgProfile::application(&org3.name, &org3.msp_id, &org3.msp_dir);
-    let updated = update::add_application_org(config.config(), &profile).unwrap();
-    let cu = update::compute_update(CHANNEL, config.config(), &updated).unwrap();
+    let cu = update::compute_update(CHANNEL, config.config(), updated).unwrap();
     let bytes = cu.encode_to_vec();
     let cue = weft_proto::common::ConfigUpdateEnvelope {
         signatures: signers
@@ -639,6 +646,19 @@ fn add_org_update(
         config_update: bytes.into(),
     };
     update::update_envelope(CHANNEL, &cue, submitter).unwrap()
+}
+
+/// The CONFIG_UPDATE envelope adding `org3` to `config`, signed (ConfigSignatures) by
+/// `signers`, the envelope itself by `submitter`.
+fn add_org_update(
+    config: &weft_configtx::ChannelConfig,
+    org3: &weft_configtx::testing::TestOrg,
+    signers: &[&SigningIdentity],
+    submitter: &SigningIdentity,
+) -> Envelope {
+    let profile = weft_configtx::OrgProfile::application(&org3.name, &org3.msp_id, &org3.msp_dir);
+    let updated = weft_configtx::update::add_application_org(config.config(), &profile).unwrap();
+    update_to(config, &updated, signers, submitter)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,6 +772,85 @@ async fn config_update_adds_an_org_and_its_tls_root() {
     assert_eq!(chain.config().sequence(), 1);
     let r = broadcast_as(&o, &org3, tx3()).await.unwrap();
     assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+
+    // Org3 follows the chain on a stream with no end; then the other orgs remove it. Its
+    // access is checked again once the config changes (Fabric's session access control), so
+    // the open stream ends FORBIDDEN instead of carrying the blocks of a channel Org3 has
+    // left.
+    let (mut c3, tls3) = client_as(&o, &org3).await.unwrap();
+    let mut follow = c3
+        .deliver(tokio_stream::iter(vec![seek_env(
+            &org3_user,
+            specified(0),
+            specified(u64::MAX),
+            SeekBehavior::BlockUntilReady,
+            &cert_der_hash(&tls3),
+        )]))
+        .await
+        .unwrap()
+        .into_inner();
+    let config = chain.config();
+    let mut without = config.config().clone();
+    let app = without
+        .channel_group
+        .as_mut()
+        .unwrap()
+        .groups
+        .get_mut("Application")
+        .unwrap();
+    assert!(app.groups.remove(&org3.name).is_some());
+    let admin1 = o.network.orgs[0].admin.signer().unwrap();
+    let admin2 = o.network.orgs[1].admin.signer().unwrap();
+    let removal = update_to(&config, &without, &[&admin1, &admin2], &admin1);
+    let (mut c, _) = client(&o).await;
+    let r = &broadcast(&mut c, vec![removal]).await[0];
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while chain.config().sequence() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removal was not ordered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let removal_block = chain.height() - 1;
+    // Org3 gets the blocks from before its removal, then FORBIDDEN: never the block that
+    // removed it, nor any after.
+    let mut next = 0;
+    let end = loop {
+        let item = tokio::time::timeout(Duration::from_secs(30), follow.next())
+            .await
+            .expect("the open stream was not re-checked")
+            .unwrap()
+            .unwrap();
+        match item.r#type {
+            Some(deliver_response::Type::Block(b)) => {
+                let n = b.header.unwrap().number;
+                assert_eq!(n, next);
+                assert!(
+                    n < removal_block,
+                    "Org3 received block {n}, after its removal"
+                );
+                next += 1;
+            }
+            Some(deliver_response::Type::Status(s)) => break s,
+            None => panic!("empty deliver response"),
+        }
+    };
+    assert_eq!(end, Status::Forbidden as i32);
+    // Before this check, the stream kept delivering to Org3 until its certificate expired.
+    let r = broadcast(
+        &mut c,
+        vec![envelope(&u, CHANNEL, HeaderType::Message, b"after")],
+    )
+    .await;
+    assert_eq!(r[0].status, Status::Success as i32);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), follow.next())
+            .await
+            .map_or(true, |next| next.is_none()),
+        "the stream goes on after FORBIDDEN"
+    );
     o.shutdown().await;
 }
 
