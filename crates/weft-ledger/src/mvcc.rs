@@ -64,6 +64,10 @@ pub enum Conflict {
         read: Option<Version>,
         current: Option<Version>,
     },
+    /// A key read by this transaction was written or deleted by an earlier valid transaction
+    /// of the same block. As in Fabric, that is a conflict whatever version was read: the
+    /// read saw the state before the block.
+    ReadWrittenInBlock { namespace: String, key: String },
     /// A range query would now return other keys or versions.
     Phantom {
         namespace: String,
@@ -92,6 +96,11 @@ impl std::fmt::Display for Conflict {
                 "MVCC read conflict: {namespace}/{key:?} was read at version {} but is now {}",
                 v(read),
                 v(current)
+            ),
+            Conflict::ReadWrittenInBlock { namespace, key } => write!(
+                f,
+                "MVCC read conflict: {namespace}/{key:?} was read before this block, and an \
+                 earlier transaction of this block wrote or deleted it"
             ),
             Conflict::Phantom {
                 namespace,
@@ -167,6 +176,12 @@ impl<'a> BlockValidator<'a> {
         };
         for (ns, kv) in &sets {
             for read in &kv.reads {
+                if self.pending.contains_key(&(ns.clone(), read.key.clone())) {
+                    return Ok(Some(Conflict::ReadWrittenInBlock {
+                        namespace: ns.clone(),
+                        key: read.key.clone(),
+                    }));
+                }
                 let read_version = read.version.map(|v| Version::new(v.block_num, v.tx_num));
                 let current = self.current(ns, &read.key)?.map(|(_, _, v)| v);
                 if current != read_version {
@@ -464,7 +479,35 @@ mod tests {
         });
         assert_eq!(v.check(&w).unwrap(), None);
         v.apply(0, &w, "tx0", None).unwrap();
-        assert!(matches!(v.check(&w).unwrap(), Some(Conflict::Read { .. })));
+        assert!(matches!(
+            v.check(&w).unwrap(),
+            Some(Conflict::ReadWrittenInBlock { .. })
+        ));
+
+        // tx 1 deletes d; tx 2 read d and found it absent, or read it at its committed
+        // version: both saw the state before the block, and both conflict (Fabric's rule: a
+        // key an earlier valid transaction of the block updated cannot be read).
+        let delete = rwset(KvrwSet {
+            writes: vec![write("d", "")],
+            ..Default::default()
+        });
+        assert_eq!(v.check(&delete).unwrap(), None);
+        v.apply(1, &delete, "tx1", None).unwrap();
+        for version in [None, ver(1, 2)] {
+            let c = v
+                .check(&rwset(KvrwSet {
+                    reads: vec![read("d", version)],
+                    writes: vec![write("d", "back")],
+                    ..Default::default()
+                }))
+                .unwrap()
+                .unwrap();
+            assert!(
+                c.to_string()
+                    .contains("an earlier transaction of this block wrote or deleted it"),
+                "{c}"
+            );
+        }
     }
 
     #[tokio::test]

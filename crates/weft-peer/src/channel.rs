@@ -48,8 +48,13 @@ pub const DEFAULT_ENDORSEMENT_POLICY: &str = "/Channel/Application/Endorsement";
 #[derive(Debug, Clone)]
 pub struct ChaincodeDefinition {
     pub package_id: String,
+    /// The definition's version, which endorsements carry in their chaincode action.
+    pub version: String,
     pub endorsement_policy: Option<EndorsementPolicy>,
 }
+
+/// The version given to chaincodes defined without `_lifecycle` (a channel file, tests).
+pub const UNVERSIONED: &str = "1.0";
 
 /// A channel's ledger directories under `ledgersData`.
 pub fn ledger_dir(ledgers_dir: &Path, channel: &str) -> PathBuf {
@@ -257,6 +262,7 @@ impl Channel {
             name,
             ChaincodeDefinition {
                 package_id: package_id.into(),
+                version: UNVERSIONED.to_owned(),
                 endorsement_policy: None,
             },
         );

@@ -42,6 +42,9 @@ use crate::simulator::{QueryLimits, TxSimulator};
 /// The configuration system chaincode: peer-admin calls (`JoinChain`, `GetChannels`).
 pub const CSCC: &str = "cscc";
 
+/// The version Fabric's endorsers give system chaincodes in an endorsed action.
+pub const SYSCC_VERSION: &str = "syscc";
+
 /// What the endorser asks of the peer node for `cscc` calls: joining channels is the node's
 /// business (ledgers, deliver clients, TLS roots), and so is its local MSP, which says who
 /// the peer's admins are.
@@ -652,8 +655,18 @@ impl Endorser {
             results: results.into(),
             events: events.into(),
             response: Some(response.clone()),
+            // As Fabric's endorser: the definition's version, "syscc" for system chaincodes.
+            // Committers refuse an action without a version (INVALID_CHAINCODE).
             chaincode_id: Some(ChaincodeId {
                 name: up.chaincode_name.clone(),
+                version: if up.chaincode_name == crate::lifecycle::LIFECYCLE {
+                    SYSCC_VERSION.to_owned()
+                } else {
+                    channel
+                        .definition(&up.chaincode_name)
+                        .map(|d| d.version)
+                        .unwrap_or_default()
+                },
                 ..Default::default()
             }),
         };

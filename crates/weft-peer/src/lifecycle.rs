@@ -882,6 +882,7 @@ pub async fn load_definitions(
             name.clone(),
             crate::channel::ChaincodeDefinition {
                 package_id,
+                version: c.params.version.clone(),
                 endorsement_policy,
             },
         );

@@ -382,6 +382,7 @@ pub fn endorsed_transaction(
         }),
         chaincode_id: Some(ChaincodeId {
             name: chaincode.to_owned(),
+            version: crate::channel::UNVERSIONED.to_owned(),
             ..Default::default()
         }),
     };

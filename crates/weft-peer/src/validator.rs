@@ -382,18 +382,58 @@ fn check_endorser_tx(
             )
         }
     };
-    if let Some(id) = &cca.chaincode_id {
-        if !id.name.is_empty() && id.name != chaincode {
-            return invalid(
-                &tx_id,
-                C::InvalidOtherReason,
-                format!(
-                    "the endorsed action is for chaincode {:?} but the header names {chaincode:?}",
-                    id.name
-                ),
-            );
-        }
+    // The endorsed action names the chaincode it ran, as Fabric's committer requires.
+    let Some(action_id) = &cca.chaincode_id else {
+        return invalid(
+            &tx_id,
+            C::InvalidOtherReason,
+            "the endorsed chaincode action does not name its chaincode",
+        );
+    };
+    if action_id.name != chaincode {
+        return invalid(
+            &tx_id,
+            C::InvalidChaincode,
+            format!(
+                "the endorsed action is for chaincode {:?} but the header names {chaincode:?}",
+                action_id.name
+            ),
+        );
     }
+    if action_id.version.is_empty() {
+        return invalid(
+            &tx_id,
+            C::InvalidChaincode,
+            format!("the endorsed action for chaincode {chaincode:?} has no chaincode version"),
+        );
+    }
+    // A chaincode event is the invoked chaincode's own: listeners of another chaincode must
+    // never receive it.
+    let event = if cca.events.is_empty() {
+        None
+    } else {
+        match ChaincodeEvent::decode(cca.events.clone()) {
+            Ok(e) if e.chaincode_id == chaincode => Some(e),
+            Ok(e) => {
+                return invalid(
+                    &tx_id,
+                    C::InvalidOtherReason,
+                    format!(
+                        "the chaincode event names chaincode {:?}, but the transaction invoked \
+                         {chaincode:?}",
+                        e.chaincode_id
+                    ),
+                )
+            }
+            Err(e) => {
+                return invalid(
+                    &tx_id,
+                    C::InvalidOtherReason,
+                    format!("the chaincode event does not decode: {e}"),
+                )
+            }
+        }
+    };
     let rwset = match TxReadWriteSet::decode(cca.results.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -404,13 +444,37 @@ fn check_endorser_tx(
             )
         }
     };
-    let mut namespaces = Vec::with_capacity(rwset.ns_rwset.len());
+    let mut namespaces: Vec<(String, KvrwSet)> = Vec::with_capacity(rwset.ns_rwset.len());
     for ns in &rwset.ns_rwset {
         if ns.namespace.is_empty() {
             return invalid(
                 &tx_id,
                 C::BadRwset,
                 "the read/write set has an unnamed namespace",
+            );
+        }
+        if namespaces.iter().any(|(name, _)| *name == ns.namespace) {
+            return invalid(
+                &tx_id,
+                C::IllegalWriteset,
+                format!(
+                    "namespace {:?} appears twice in the read/write set",
+                    ns.namespace
+                ),
+            );
+        }
+        // weft has no private data collections: endorsers refuse private data calls, so a
+        // hashed private read or write can only come from a forged or foreign endorsement,
+        // and no state here could check or apply it.
+        if let Some(c) = ns.collection_hashed_rwset.first() {
+            return invalid(
+                &tx_id,
+                C::InvalidOtherReason,
+                format!(
+                    "namespace {:?} carries private data of collection {:?}; this peer has no \
+                     private data collections",
+                    ns.namespace, c.collection_name
+                ),
             );
         }
         match KvrwSet::decode(ns.rwset.clone()) {
@@ -438,11 +502,6 @@ fn check_endorser_tx(
             );
         }
     }
-    let event = if cca.events.is_empty() {
-        None
-    } else {
-        ChaincodeEvent::decode(cca.events.clone()).ok()
-    };
     // Endorsements: each over prp bytes || endorser, distinct valid endorsers only.
     let mut endorsers: Vec<ValidatedIdentity> = Vec::with_capacity(endorsed.endorsements.len());
     let mut rejected = Vec::new();
@@ -784,7 +843,7 @@ impl<'a> BlockChecker<'a> {
                 match self.policies(&tx)? {
                     Err(reason) => (C::EndorsementPolicyFailure, reason, event),
                     Ok(()) => match self.mvcc.check(&tx.rwset)? {
-                        Some(c @ Conflict::Read { .. }) => {
+                        Some(c @ (Conflict::Read { .. } | Conflict::ReadWrittenInBlock { .. })) => {
                             (C::MvccReadConflict, c.to_string(), event)
                         }
                         Some(c @ Conflict::Phantom { .. }) => {

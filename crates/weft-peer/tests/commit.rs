@@ -165,6 +165,7 @@ async fn chaincode_policy_of_its_own_and_undefined_chaincode() {
         "org1cc",
         ChaincodeDefinition {
             package_id: "org1cc:1".into(),
+            version: "1".into(),
             endorsement_policy: Some(EndorsementPolicy::Signature(Arc::new(
                 weft_msp::policy::CompiledPolicy::new(&org1_only).unwrap(),
             ))),
@@ -1194,6 +1195,7 @@ fn transaction_by(
             }),
             chaincode_id: Some(ChaincodeId {
                 name: CC.to_owned(),
+                version: "1.0".to_owned(),
                 ..Default::default()
             }),
         }
@@ -1266,6 +1268,117 @@ fn transaction_by(
         }
         .encode_to_vec(),
     )
+}
+
+/// Endorsed actions that misstate what ran, each endorsed by both orgs (so the endorsement
+/// policy holds) and signed by a channel member: an event under another chaincode's name (its
+/// listeners would act on it), an action that names no chaincode or no version, a namespace
+/// twice in the read/write set, and private data on a peer that has no collections. Each gets
+/// Fabric's code and writes nothing; before these checks, all five committed VALID.
+#[tokio::test]
+async fn endorsed_actions_that_misstate_what_ran_are_refused() {
+    use weft_proto::protos::{ChaincodeAction, ChaincodeEvent};
+    use weft_proto::rwset::{CollectionHashedReadWriteSet, TxReadWriteSet};
+    let n = setup().await;
+    type Edit = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
+    let action = |f: fn(&mut ChaincodeAction)| -> Edit {
+        Box::new(move |b: &[u8]| {
+            let mut a = ChaincodeAction::decode(b).unwrap();
+            f(&mut a);
+            a.encode_to_vec()
+        })
+    };
+    let rwset = |f: fn(&mut TxReadWriteSet)| -> Edit {
+        Box::new(move |b: &[u8]| {
+            let mut r = TxReadWriteSet::decode(b).unwrap();
+            f(&mut r);
+            r.encode_to_vec()
+        })
+    };
+    let cases: Vec<(&str, Layer, Edit, C, &str)> = vec![
+        (
+            "forged-event",
+            Layer::Events,
+            Box::new(|b: &[u8]| {
+                let mut e = ChaincodeEvent::decode(b).unwrap();
+                e.chaincode_id = "othercc".into();
+                e.event_name = "Transfer".into();
+                e.encode_to_vec()
+            }),
+            C::InvalidOtherReason,
+            "the chaincode event names chaincode \"othercc\"",
+        ),
+        (
+            "no-chaincode-id",
+            Layer::ChaincodeAction,
+            action(|a| a.chaincode_id = None),
+            C::InvalidOtherReason,
+            "does not name its chaincode",
+        ),
+        (
+            "no-version",
+            Layer::ChaincodeAction,
+            action(|a| a.chaincode_id.as_mut().unwrap().version.clear()),
+            C::InvalidChaincode,
+            "has no chaincode version",
+        ),
+        (
+            "twice",
+            Layer::TxReadWriteSet,
+            rwset(|r| {
+                let again = r.ns_rwset[0].clone();
+                r.ns_rwset.push(again);
+            }),
+            C::IllegalWriteset,
+            "appears twice",
+        ),
+        (
+            "private",
+            Layer::TxReadWriteSet,
+            rwset(|r| {
+                r.ns_rwset[0]
+                    .collection_hashed_rwset
+                    .push(CollectionHashedReadWriteSet {
+                        collection_name: "secrets".into(),
+                        ..Default::default()
+                    })
+            }),
+            C::InvalidOtherReason,
+            "no private data collections",
+        ),
+    ];
+    let mut envelopes = Vec::new();
+    let mut codes = Vec::new();
+    for (key, layer, mut edit, code, reason) in cases {
+        let env = layered_transaction(&n, key, layer, &mut *edit);
+        // The committer's first phase says why.
+        match weft_peer::validator::check_envelope(&*n.channel, &env) {
+            weft_peer::validator::Checked::Invalid {
+                code: got,
+                reason: why,
+                ..
+            } => {
+                assert_eq!(got, code, "{key}: {why}");
+                assert!(why.contains(reason), "{key}: {why}");
+            }
+            _ => panic!("{key} passed the first phase"),
+        }
+        envelopes.push(env);
+        codes.push(code);
+    }
+    assert_eq!(n.commit(envelopes).await, codes);
+    for key in [
+        "forged-event",
+        "no-chaincode-id",
+        "no-version",
+        "twice",
+        "private",
+    ] {
+        assert!(n.get(key).await.is_none(), "{key} was written");
+    }
+    // Unedited, the same builder commits.
+    let good = layered_transaction(&n, "unedited", Layer::Envelope, &mut |b| b.to_vec());
+    assert_eq!(n.commit(vec![good]).await, vec![C::Valid]);
 }
 
 /// Fuzzing the commit path with what any member of the channel's Writers can get into a
