@@ -282,11 +282,23 @@ impl ChannelConfig {
             "the Application group has the values ACLs and Capabilities",
         )?;
         let application_caps = capabilities(ag, &apath, keys::APPLICATION_CAPABILITIES)?;
+        // As Fabric reads ACLs: a policy name that is not a path is one of the Application
+        // group's policies (`Readers` is `/Channel/Application/Readers`, not
+        // `/Channel/Readers`, which orderer orgs satisfy too), and an empty one leaves the
+        // resource to its default.
         let acls = optional_value::<AcLs>(ag, &apath, keys::ACLS)?
             .map(|a| {
                 a.acls
                     .into_iter()
-                    .map(|(k, v)| (k, v.policy_ref))
+                    .filter(|(_, v)| !v.policy_ref.is_empty())
+                    .map(|(k, v)| {
+                        let path = if v.policy_ref.starts_with('/') {
+                            v.policy_ref
+                        } else {
+                            format!("{apath}/{}", v.policy_ref)
+                        };
+                        (k, path)
+                    })
                     .collect::<BTreeMap<_, _>>()
             })
             .unwrap_or_default();

@@ -685,6 +685,66 @@ fn attack_signers_outside_the_channel_do_not_count() {
     );
 }
 
+/// An ACL written as a bare policy name (`Readers`, as configtx.yaml files often do) names the
+/// Application group's policy, as Fabric reads it. Taken as `/Channel/Readers`, it let orderer
+/// orgs' members pass every such ACL (blocks, events, commit status, proposals).
+#[test]
+fn attack_bare_acl_names_are_application_policies_not_channel_ones() {
+    use weft_proto::protos::{AcLs, ApiResource};
+    let (_dir, net) = network();
+    let (_, mut config) = config_from_block(&net.genesis).unwrap();
+    let app = group(config.channel_group.as_mut().unwrap(), &["Application"]);
+    let acls = |pairs: &[(&str, &str)]| AcLs {
+        acls: pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    ApiResource {
+                        policy_ref: v.to_string(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    app.values.get_mut("ACLs").unwrap().value = acls(&[
+        ("event/Block", "Readers"),
+        ("peer/Propose", "Writers"),
+        ("qscc/GetChainInfo", ""),
+        ("cscc/GetConfigBlock", "/Channel/Readers"),
+    ])
+    .encode_to_vec()
+    .into();
+    let cfg = ChannelConfig::from_config("mychannel", &config).unwrap();
+    let default = "/Channel/Application/Readers";
+    assert_eq!(
+        cfg.acl_policy("event/Block", "x"),
+        "/Channel/Application/Readers"
+    );
+    assert_eq!(
+        cfg.acl_policy("peer/Propose", "x"),
+        "/Channel/Application/Writers"
+    );
+    // Empty: the resource keeps its default. A path stays as written.
+    assert_eq!(cfg.acl_policy("qscc/GetChainInfo", default), default);
+    assert_eq!(
+        cfg.acl_policy("cscc/GetConfigBlock", "x"),
+        "/Channel/Readers"
+    );
+
+    // The orderer org's member reads the channel (/Channel/Readers) but not the blocks the
+    // ACL guards.
+    let orderer = net.orderer_org.node.signer().unwrap();
+    let data = b"a deliver request".as_slice();
+    let sigs = [sign(&orderer, data)];
+    cfg.evaluate_policy("/Channel/Readers", &signed(&sigs))
+        .unwrap();
+    let err = cfg
+        .evaluate_policy(cfg.acl_policy("event/Block", "x"), &signed(&sigs))
+        .unwrap_err();
+    assert!(err.to_string().contains("OrdererMSP"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad inputs
 
