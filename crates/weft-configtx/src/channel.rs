@@ -510,6 +510,43 @@ impl ChannelConfig {
         &self.acls
     }
 
+    /// Whether `next` may follow this config (Fabric's `ValidateNew`): an org keeps its MSP
+    /// ID, and the consensus type does not change (weft has no consensus-type migration).
+    /// Without the first check an org's own admins, who alone satisfy its group's
+    /// mod_policy, could rename their MSP to an ID that policies still name (a departed or
+    /// not yet joined org) and gain that org's rights.
+    pub fn check_successor(&self, next: &ChannelConfig) -> Result<(), String> {
+        if self.consensus_type() != next.consensus_type() {
+            return Err(format!(
+                "the update changes the consensus type from {:?} to {:?}; this orderer cannot \
+                 migrate a channel between consensus types",
+                self.consensus_type(),
+                next.consensus_type()
+            ));
+        }
+        let same_ids =
+            |kind: &str, now: &BTreeMap<String, OrgConfig>, then: &BTreeMap<String, OrgConfig>| {
+                for (name, org) in now {
+                    if let Some(n) = then.get(name) {
+                        if n.msp_id != org.msp_id {
+                            return Err(format!(
+                            "{kind} org {name} may not change its MSP ID from {} to {}: remove \
+                             the org and add it again under the new ID instead",
+                            org.msp_id, n.msp_id
+                        ));
+                        }
+                    }
+                }
+                Ok(())
+            };
+        same_ids("orderer", &self.orderer_orgs, &next.orderer_orgs)?;
+        same_ids(
+            "application",
+            &self.application_orgs,
+            &next.application_orgs,
+        )
+    }
+
     /// The policy path guarding `resource` per the channel's ACLs, or `default` when the
     /// channel has no ACL for it.
     pub fn acl_policy<'a>(&'a self, resource: &str, default: &'a str) -> &'a str {

@@ -520,6 +520,9 @@ pub fn propose_at(
     };
     let parsed = ChannelConfig::from_config(current.channel_id(), &config)
         .map_err(|e| UpdateError::InvalidResult(e.to_string()))?;
+    current
+        .check_successor(&parsed)
+        .map_err(UpdateError::InvalidResult)?;
     Ok((config, parsed))
 }
 
@@ -1161,6 +1164,59 @@ mod tests {
             parsed.application_orgs()["Org2MSP"].anchor_peers,
             vec![("peer0.org2.example.com".to_owned(), 9051)]
         );
+    }
+
+    /// Attack: Org1's admins alone satisfy their org's mod_policy, so they could rename
+    /// their MSP to an ID the channel's policies still name (here Org2's, after a rename in
+    /// one step) and gain that org's rights. Refused as Fabric refuses it; the consensus type
+    /// cannot change either.
+    #[test]
+    fn an_org_cannot_change_its_msp_id() {
+        let (_dir, net, cfg) = network();
+        let a = admins(&net);
+        let mut renamed = cfg.config().clone();
+        let org1 = renamed
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut(keys::APPLICATION)
+            .unwrap()
+            .groups
+            .get_mut("Org1MSP")
+            .unwrap();
+        let value = org1.values.get_mut(keys::MSP).unwrap();
+        let mut msp = weft_proto::msp::MspConfig::decode(value.value.clone()).unwrap();
+        let mut fabric = weft_proto::msp::FabricMspConfig::decode(msp.config.clone()).unwrap();
+        fabric.name = "Org9MSP".into();
+        msp.config = fabric.encode_to_vec().into();
+        value.value = msp.encode_to_vec().into();
+        let cu = compute_update(cfg.channel_id(), cfg.config(), &renamed).unwrap();
+        let err = propose(&cfg, &sign_all(&cu, &a[..1])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "application org Org1MSP may not change its MSP ID from Org1MSP to Org9MSP"
+            ),
+            "{text}"
+        );
+
+        let mut raft = cfg.config().clone();
+        let orderer = raft
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut(keys::ORDERER)
+            .unwrap();
+        let value = orderer.values.get_mut(keys::CONSENSUS_TYPE).unwrap();
+        let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
+        ct.r#type = "BFT".into();
+        value.value = ct.encode_to_vec().into();
+        let cu = compute_update(cfg.channel_id(), cfg.config(), &raft).unwrap();
+        let orderer_admin = net.orderer_org.admin.signer().unwrap();
+        let err = propose(&cfg, &sign_all(&cu, &[orderer_admin])).unwrap_err();
+        assert!(err.to_string().contains("consensus type"), "{err}");
     }
 
     #[test]
