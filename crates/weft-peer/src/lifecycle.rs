@@ -222,13 +222,23 @@ fn metadata_key(name: &str) -> String {
     format!("{METADATA_PREFIX}{name}")
 }
 
-/// Fabric's rule for chaincode names: `^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$`.
+/// Names Fabric's `_lifecycle` refuses for chaincodes: its system chaincodes, past and present.
+pub const SYSTEM_CHAINCODES: [&str; 5] = ["cscc", "escc", "lscc", "qscc", "vscc"];
+
+/// Fabric's rule for chaincode names: `^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$`, and not a system
+/// chaincode's name.
 pub fn check_name(name: &str) -> Result<(), LifecycleError> {
     let ok = !name.is_empty()
         && name
             .split(['-', '_'])
             .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
-    if ok && !name.starts_with('_') {
+    if ok && SYSTEM_CHAINCODES.contains(&name) {
+        // A definition under a system chaincode's name would answer calls meant for it
+        // (qscc's blocks and transactions, for one), as Fabric's _lifecycle refuses.
+        Err(err(format!(
+            "chaincode name {name:?} is the name of a system chaincode"
+        )))
+    } else if ok && !name.starts_with('_') {
         Ok(())
     } else {
         Err(err(format!(
@@ -1188,5 +1198,34 @@ mod tests {
             invoke(&mut st, &c, "ApproveChaincodeDefinitionForMyOrg", &arg).unwrap(),
             Some(Bytes::new())
         );
+    }
+
+    /// Attack: a definition named like a system chaincode (`qscc` serves blocks and
+    /// transactions to clients) is refused at approval, readiness and commit, as Fabric's
+    /// `_lifecycle` refuses it; nothing is written.
+    #[test]
+    fn system_chaincode_names_cannot_be_defined() {
+        let mut st = Mem::default();
+        let c = ctx("Org1MSP", "Org1MSP", true);
+        for name in SYSTEM_CHAINCODES {
+            let mut approve = approve_args(1, "1.0", "p");
+            approve.name = name.into();
+            let mut ready = readiness_args(1, "1.0");
+            ready.name = name.into();
+            for (function, arg) in [
+                (
+                    "ApproveChaincodeDefinitionForMyOrg",
+                    approve.encode_to_vec(),
+                ),
+                ("CheckCommitReadiness", ready.encode_to_vec()),
+            ] {
+                let e = invoke(&mut st, &c, function, &arg).unwrap_err();
+                assert!(
+                    e.0.contains("is the name of a system chaincode"),
+                    "{name}: {e:?}"
+                );
+            }
+        }
+        assert!(st.0.is_empty(), "{:?}", st.0.keys());
     }
 }
