@@ -17,8 +17,12 @@ use weft_msp::ValidatedIdentity;
 pub const CAPACITY: usize = 4096;
 
 /// Validated creators of one channel config.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdentityCache {
+    /// The sequence of the config whose MSPs validated the entries. A caller holding another
+    /// config (one that read the config just before or after an update) neither reads nor
+    /// fills this cache, so identities validated under replaced MSPs never outlive them.
+    sequence: u64,
     map: Mutex<HashMap<Bytes, Arc<ValidatedIdentity>>>,
 }
 
@@ -27,6 +31,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl IdentityCache {
+    /// An empty cache for the config at `sequence`.
+    pub fn for_sequence(sequence: u64) -> Self {
+        IdentityCache {
+            sequence,
+            map: Mutex::default(),
+        }
+    }
+
     /// The validated identity behind `creator` (`msp.SerializedIdentity` bytes).
     pub fn identity(
         &self,
@@ -34,9 +46,12 @@ impl IdentityCache {
         creator: &Bytes,
     ) -> Result<Arc<ValidatedIdentity>, String> {
         let now = OffsetDateTime::now_utc();
-        if let Some(id) = lock(&self.map).get(creator) {
-            if now < id.not_after {
-                return Ok(id.clone());
+        let ours = config.sequence() == self.sequence;
+        if ours {
+            if let Some(id) = lock(&self.map).get(creator) {
+                if now < id.not_after {
+                    return Ok(id.clone());
+                }
             }
         }
         let id = Arc::new(
@@ -45,6 +60,9 @@ impl IdentityCache {
                 .deserialize_at(creator, now)
                 .map_err(|e| e.to_string())?,
         );
+        if !ours {
+            return Ok(id);
+        }
         let mut map = lock(&self.map);
         if map.len() >= CAPACITY {
             map.clear();
@@ -92,5 +110,47 @@ impl IdentityCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Attack on revocation: a Broadcast or Deliver that read the config just before an
+    /// update removed an org, and the identity cache just after, validates the removed
+    /// org's member under the old MSPs. That result must not enter the new config's cache,
+    /// where it would stay valid until the certificate expired.
+    #[test]
+    fn identities_validated_under_another_config_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = weft_configtx::testing::two_org_network(dir.path(), 7050).unwrap();
+        let old = ChannelConfig::from_block(&net.genesis).unwrap();
+        let mut without = old.config().clone();
+        without
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut("Application")
+            .unwrap()
+            .groups
+            .remove("Org2MSP")
+            .unwrap();
+        without.sequence += 1;
+        let new = ChannelConfig::from_config(old.channel_id(), &without).unwrap();
+        let user2: Bytes = net.orgs[1].user.signer().unwrap().serialize().into();
+
+        let cache = IdentityCache::for_sequence(new.sequence());
+        // The late caller with the old config: validated under it, not remembered.
+        cache.identity(&old, &user2).unwrap();
+        assert!(cache.is_empty());
+        let err = cache.identity(&new, &user2).unwrap_err();
+        assert!(err.contains("Org2MSP"), "{err}");
+        // The config's own callers fill it.
+        let user1: Bytes = net.orgs[0].user.signer().unwrap().serialize().into();
+        cache.identity(&new, &user1).unwrap();
+        assert_eq!(cache.len(), 1);
     }
 }

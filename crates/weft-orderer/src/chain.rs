@@ -178,7 +178,7 @@ impl ConfigState {
         let seq = config.sequence();
         let limits = limits_of(&config);
         write(&self.config, Arc::new(config));
-        write(&self.identities, Arc::new(IdentityCache::default()));
+        write(&self.identities, Arc::new(IdentityCache::for_sequence(seq)));
         write(&self.limits, limits);
         if let Some(l) = read(&self.listener) {
             l();
@@ -359,7 +359,7 @@ impl Chain {
         let state = Arc::new(ConfigState {
             channel: id.to_owned(),
             config: RwLock::new(config),
-            identities: RwLock::new(Arc::new(IdentityCache::default())),
+            identities: RwLock::new(Arc::new(IdentityCache::for_sequence(config_seq))),
             limits: RwLock::new(limits),
             sequence: watch::channel((config_seq, last_config)).0,
             listener: RwLock::new(None),

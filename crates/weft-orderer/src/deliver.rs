@@ -252,18 +252,6 @@ async fn serve(
                 ),
             )));
         }
-        let config = chain.config();
-        if config.sequence() != checked_sequence {
-            if let Err(mut r) = readers(&config) {
-                r.info = format!(
-                    "{} (checked again after the channel's config changed to sequence {})",
-                    r.info,
-                    config.sequence()
-                );
-                return Ok(Err(r));
-            }
-            checked_sequence = config.sequence();
-        }
         let height = *heights.borrow_and_update();
         if next >= height {
             if fail_if_not_ready {
@@ -286,6 +274,20 @@ async fn serve(
                 _ = tx.closed() => return Err(()),
             }
             continue;
+        }
+        // Read after the height: a config block is in the store only once its config is in
+        // force, so the check below already knows the config a config block carries.
+        let config = chain.config();
+        if config.sequence() != checked_sequence {
+            if let Err(mut r) = readers(&config) {
+                r.info = format!(
+                    "{} (checked again after the channel's config changed to sequence {})",
+                    r.info,
+                    config.sequence()
+                );
+                return Ok(Err(r));
+            }
+            checked_sequence = config.sequence();
         }
         let block = match chain.block_bytes(next) {
             Ok(Some(b)) => b,

@@ -173,10 +173,9 @@ impl Orderer {
         }
         self.next += 1;
         tracing::debug!(channel = %self.channel, block = number, "block cut");
-        self.decisions
-            .send(decision)
-            .await
-            .map_err(|_| "the block writer stopped".to_owned())?;
+        // The new config is in force before its block is written, as Fabric's block writer
+        // updates the channel's bundle first: whoever sees the config block (Deliver checking
+        // a reader's access again, for one) already sees the config it carries.
         if let (Some(envelope), Some(hooks)) = (config, &self.hooks) {
             let (seq, limits) = hooks
                 .config_block(number, &envelope)
@@ -185,6 +184,10 @@ impl Orderer {
             self.config_seq = seq;
             self.limits = limits;
         }
+        self.decisions
+            .send(decision)
+            .await
+            .map_err(|_| "the block writer stopped".to_owned())?;
         Ok(())
     }
 }

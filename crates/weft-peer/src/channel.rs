@@ -77,7 +77,10 @@ pub fn open_ledger(dir: &Path) -> Result<(BlockStore, StateDb), String> {
 #[derive(Debug)]
 pub struct Channel {
     id: String,
-    msps: RwLock<Arc<MspManager>>,
+    /// The MSPs in force with the identities validated by them, replaced as one on a config
+    /// change: a request still validating under the old MSPs fills the old caches, which are
+    /// dropped, never the new ones.
+    members: RwLock<Arc<Members>>,
     /// The channel's configuration (from its genesis / last config block); `None` for a
     /// channel from a channel file.
     config: RwLock<Option<Arc<ChannelConfig>>>,
@@ -91,15 +94,31 @@ pub struct Channel {
     /// record.
     committed: Mutex<HashSet<String>>,
     events: CommitEvents,
-    identities: IdentityCache,
-    /// Identities read from blocks (creators and endorsers at commit), validated at their
-    /// certificates' issuance so that every peer judges a block alike at any time.
-    ledger_identities: IdentityCache,
     signatures: Arc<SignatureCache>,
     /// Held by whoever commits a block to this channel (one committer at a time).
     commit_lock: tokio::sync::Mutex<()>,
     /// The MSP ID of this peer's org: whose approved package runs a `_lifecycle` definition.
     local_msp: std::sync::OnceLock<String>,
+}
+
+/// One set of MSPs and the identities they validated.
+#[derive(Debug)]
+struct Members {
+    msps: Arc<MspManager>,
+    identities: IdentityCache,
+    /// Identities read from blocks (creators and endorsers at commit), validated at their
+    /// certificates' issuance so that every peer judges a block alike at any time.
+    ledger_identities: IdentityCache,
+}
+
+impl Members {
+    fn new(msps: MspManager) -> Arc<Members> {
+        Arc::new(Members {
+            msps: Arc::new(msps),
+            identities: IdentityCache::default(),
+            ledger_identities: IdentityCache::default(),
+        })
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -127,7 +146,7 @@ impl Channel {
     ) -> Self {
         Channel {
             id: id.into(),
-            msps: RwLock::new(Arc::new(msps)),
+            members: RwLock::new(Members::new(msps)),
             config: RwLock::new(None),
             config_seq: tokio::sync::watch::channel(0).0,
             state,
@@ -135,8 +154,6 @@ impl Channel {
             chaincodes: RwLock::new(BTreeMap::new()),
             committed: Mutex::new(HashSet::new()),
             events: CommitEvents::new(),
-            identities: IdentityCache::default(),
-            ledger_identities: IdentityCache::default(),
             signatures,
             commit_lock: tokio::sync::Mutex::new(()),
             local_msp: std::sync::OnceLock::new(),
@@ -177,10 +194,8 @@ impl Channel {
     /// TLS roots; identities validated under the old MSPs are forgotten.
     pub fn apply_config(&self, config: Arc<ChannelConfig>) {
         let seq = config.sequence();
-        *write(&self.msps) = Arc::new(config.msp_manager().clone());
+        *write(&self.members) = Members::new(config.msp_manager().clone());
         *write(&self.config) = Some(config);
-        self.identities.clear();
-        self.ledger_identities.clear();
         self.config_seq.send_replace(seq);
         tracing::info!(channel = %self.id, sequence = seq, "channel config updated");
     }
@@ -201,7 +216,11 @@ impl Channel {
 
     /// The MSPs of the channel's orgs, as of the config in force.
     pub fn msps(&self) -> Arc<MspManager> {
-        read(&self.msps).clone()
+        read(&self.members).msps.clone()
+    }
+
+    fn members(&self) -> Arc<Members> {
+        read(&self.members).clone()
     }
 
     pub fn state(&self) -> &StateDb {
@@ -228,7 +247,8 @@ impl Channel {
         &self,
         serialized: &bytes::Bytes,
     ) -> Result<ValidatedIdentity, IdentityError> {
-        self.identities.deserialize(&self.msps(), serialized)
+        let m = self.members();
+        m.identities.deserialize(&m.msps, serialized)
     }
 
     /// Validate `identity` and check that `signature` is its signature of `message`, using
@@ -546,8 +566,9 @@ impl crate::validator::TxContext for Channel {
     fn validate_identity(&self, serialized: &bytes::Bytes) -> Result<ValidatedIdentity, String> {
         // At commit an identity is judged as of its certificate's issuance, not the clock:
         // a peer validating this block a year later must reach the same codes.
-        self.ledger_identities
-            .deserialize_at_issuance(&self.msps(), serialized)
+        let m = self.members();
+        m.ledger_identities
+            .deserialize_at_issuance(&m.msps, serialized)
             .map_err(|e| e.to_string())
     }
 
@@ -606,5 +627,61 @@ fn channel_file_policy(
             orgs.len(),
             endorsed.len()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Attack on revocation: a request that began validating an identity under the old MSPs
+    /// finishes after a config update removed its org. Its result lands in the old caches
+    /// only; the channel refuses the identity from then on. (With one cache cleared on
+    /// update, the late insert survived there, and the removed org's member stayed valid
+    /// until its certificate expired.)
+    #[tokio::test]
+    async fn an_identity_validated_under_replaced_msps_is_not_cached_for_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = weft_configtx::testing::two_org_network(&dir.path().join("net"), 7050).unwrap();
+        let ch = crate::testing::open_channel_from_genesis(
+            &dir.path().join("ledger"),
+            &net.genesis,
+            Arc::new(SignatureCache::default()),
+        )
+        .await
+        .unwrap();
+        let user2: bytes::Bytes = net.orgs[1].user.signer().unwrap().serialize().into();
+        let config = ch.config().unwrap();
+        let mut without = config.config().clone();
+        without
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut("Application")
+            .unwrap()
+            .groups
+            .remove("Org2MSP")
+            .unwrap();
+        without.sequence += 1;
+        let next = ChannelConfig::from_config(config.channel_id(), &without).unwrap();
+
+        // In flight: the request took the members in force, then the update landed.
+        let in_flight = ch.members();
+        ch.apply_config(Arc::new(next));
+        in_flight
+            .identities
+            .deserialize(&in_flight.msps, &user2)
+            .unwrap();
+        in_flight
+            .ledger_identities
+            .deserialize_at_issuance(&in_flight.msps, &user2)
+            .unwrap();
+
+        let err = ch.deserialize_identity(&user2).unwrap_err();
+        assert!(err.to_string().contains("Org2MSP"), "{err}");
+        use crate::validator::TxContext;
+        assert!(ch.validate_identity(&user2).is_err());
     }
 }

@@ -243,6 +243,12 @@ pub async fn commit_prepared(
     let codes = validated.codes();
     set_transactions_filter(&mut block, &codes);
     let bytes = block.encode_to_vec();
+    // A config block's config is in force before the block is stored (as Fabric's orderer
+    // updates its bundle before writing): whoever reads the block from the store (a Deliver
+    // stream checking its reader's access again) already sees the config it carries.
+    if let Some(config) = new_config {
+        channel.apply_config(config);
+    }
     let blocks = channel.blocks().clone();
     let block = tokio::task::spawn_blocking(move || {
         blocks
@@ -268,9 +274,6 @@ pub async fn commit_prepared(
         .filter(|r| r.code == TxValidationCode::Valid)
         .count();
     let definitions_changed = validated.results.iter().any(|r| r.writes_lifecycle);
-    if let Some(config) = new_config {
-        channel.apply_config(config);
-    }
     tracing::info!(channel = %id, block = number, txs = tx_count, valid, "committed block");
     let committed = Arc::new(CommittedBlock {
         number,
