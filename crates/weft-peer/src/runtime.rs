@@ -76,7 +76,56 @@ impl Invoker for RuntimeInvoker {
             .0
             .upgrade()
             .ok_or_else(|| ExecError::Unavailable("the peer is shutting down".into()))?;
+        rt.check_chaincode_to_chaincode(&req)?;
         rt.execute(req, sim).await
+    }
+}
+
+/// The ACL resource of chaincode-to-chaincode calls, and Fabric's default policy for it.
+const CC2CC: (&str, &str) = ("peer/ChaincodeToChaincode", "/Channel/Application/Writers");
+
+impl ChaincodeRuntime {
+    /// Fabric's check before a chaincode calls another: the creator of the proposal being
+    /// executed must satisfy the channel's `peer/ChaincodeToChaincode` ACL, so a channel can
+    /// guard a chaincode against calls through a proxy chaincode more strictly than against
+    /// proposals. (The proposal's signature was verified when it was endorsed; the check
+    /// finds it in the cache.)
+    fn check_chaincode_to_chaincode(&self, req: &TxRequest) -> Result<(), ExecError> {
+        let refuse = |why: String| {
+            ExecError::Unavailable(format!(
+                "chaincode-to-chaincode call to {:?} refused: {why}",
+                req.chaincode_name
+            ))
+        };
+        let channel = self
+            .channels
+            .get(&req.channel_id)
+            .ok_or_else(|| refuse(format!("channel {:?} is not on this peer", req.channel_id)))?;
+        let Some(config) = channel.config() else {
+            // A channel from a channel file has no ACLs.
+            return Ok(());
+        };
+        let signed = req
+            .signed_proposal
+            .as_ref()
+            .ok_or_else(|| refuse("the calling transaction has no signed proposal".into()))?;
+        let up = crate::endorser::unpack(signed).map_err(|e| refuse(e.to_string()))?;
+        let creator = channel
+            .verify_signature(
+                &up.signature_header.creator,
+                &signed.proposal_bytes,
+                &signed.signature,
+            )
+            .map_err(|e| refuse(format!("the creator is not accepted: {e}")))?;
+        let path = config.acl_policy(CC2CC.0, CC2CC.1);
+        config
+            .evaluate_policy_identities(path, std::slice::from_ref(&creator))
+            .map_err(|e| {
+                refuse(format!(
+                    "{} ({}) does not satisfy {path}, the policy of {}: {e}",
+                    creator.subject, creator.msp_id, CC2CC.0
+                ))
+            })
     }
 }
 

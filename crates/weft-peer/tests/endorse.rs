@@ -483,6 +483,84 @@ async fn chaincode_errors_timeouts_and_calls() {
     net.stop().await;
 }
 
+/// Attack: a channel guards chaincode-to-chaincode calls more strictly than proposals
+/// (`peer/ChaincodeToChaincode` = Org1's admins here, `peer/Propose` the default Writers). A
+/// client may still call `other` directly, but not through the proxy chaincode `probe`, which
+/// before this check reached it anyway. Org1's admin may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_to_chaincode_calls_follow_the_channel_acl() {
+    use weft_proto::protos::{AcLs, ApiResource};
+    let tmp = tempfile::tempdir().unwrap();
+    let network = weft_configtx::testing::two_org_network(tmp.path(), 7050).unwrap();
+    let (_, mut config) = weft_configtx::config_from_block(&network.genesis).unwrap();
+    let app = config
+        .channel_group
+        .as_mut()
+        .unwrap()
+        .groups
+        .get_mut("Application")
+        .unwrap();
+    let acls = app.values.get_mut("ACLs").unwrap();
+    let mut decoded = AcLs::decode(acls.value.clone()).unwrap();
+    decoded.acls.insert(
+        "peer/ChaincodeToChaincode".into(),
+        ApiResource {
+            policy_ref: "/Channel/Application/Org1MSP/Admins".into(),
+        },
+    );
+    acls.value = decoded.encode_to_vec().into();
+    let genesis = weft_configtx::genesis_block_from_config(CHANNEL, &config).unwrap();
+    let opts = TestPeerOptions::with_shipped_builders(&repo());
+    let peer = TestPeer::start_in_network(tmp.path(), "org1", &opts)
+        .await
+        .unwrap();
+    peer.node.join_channel(genesis).await.unwrap();
+    let net = Net {
+        _tmp: tmp,
+        peer: Some(peer),
+    };
+    let (_a, _probe) = mtls_chaincode(&net, "probe_1", "probe").await;
+    let (_b, _other) = mtls_chaincode(&net, "other_1", "other").await;
+
+    let user = net.m().user();
+    let admin = network.orgs[0].admin.signer().unwrap();
+    let call = |signer: &SigningIdentity, cc: &str, args: &[&[u8]]| {
+        signed_proposal(signer, CHANNEL, cc, args, &[]).unwrap().0
+    };
+    // Directly: peer/Propose, Writers.
+    let resp = net
+        .endorse(&call(&user, "other", &[b"put", b"x", b"1"]))
+        .await;
+    assert_eq!(status(&resp).0, 200, "{resp:?}");
+    // Through the proxy: refused, naming the ACL.
+    let resp = net
+        .endorse(&call(
+            &user,
+            "probe",
+            &[b"call", b"other", b"put", b"x", b"2"],
+        ))
+        .await;
+    let (code, msg, _) = status(&resp);
+    assert_eq!(code, 500, "{resp:?}");
+    assert!(
+        msg.contains("peer/ChaincodeToChaincode")
+            && msg.contains("/Channel/Application/Org1MSP/Admins"),
+        "{msg}"
+    );
+    assert!(resp.endorsement.is_none());
+    // Org1's admin satisfies it.
+    let resp = net
+        .endorse(&call(
+            &admin,
+            "probe",
+            &[b"call", b"other", b"put", b"x", b"3"],
+        ))
+        .await;
+    assert_eq!(status(&resp).0, 200, "{resp:?}");
+    assert_eq!(kv_rwset(&resp, "other").writes[0].key, "x");
+    net.stop().await;
+}
+
 fn tamper(
     sp: &SignedProposal,
     f: impl FnOnce(&mut weft_proto::common::ChannelHeader, &mut weft_proto::common::SignatureHeader),
