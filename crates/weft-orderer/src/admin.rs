@@ -34,8 +34,6 @@ use crate::registrar::Registrar;
 
 /// The API's path prefix.
 pub const CHANNELS: &str = "/participation/v1/channels";
-/// Largest request body accepted (a config block).
-pub const MAX_BODY: usize = 100 * 1024 * 1024;
 
 /// `ChannelInfoShort`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -240,14 +238,18 @@ async fn handle(
     registrar: Arc<Registrar>,
     req: Request<Incoming>,
     remote: String,
+    max_body: usize,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
+    let body = match Limited::new(body, max_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Ok(to_http(Answer::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the request body (limit {MAX_BODY} bytes): {e}"),
+                format!(
+                    "cannot read the request body: {e} (ChannelParticipation.MaxRequestBodySize \
+                     is {max_body} bytes; raise it for larger config blocks)"
+                ),
             )))
         }
     };
@@ -265,6 +267,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<TlsServer>>,
     registrar: Arc<Registrar>,
+    max_body: usize,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -287,7 +290,7 @@ pub async fn serve(
             let svc = {
                 let remote_s = remote_s.clone();
                 hyper::service::service_fn(move |req| {
-                    handle(registrar.clone(), req, remote_s.clone())
+                    handle(registrar.clone(), req, remote_s.clone(), max_body)
                 })
             };
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

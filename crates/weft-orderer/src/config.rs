@@ -71,6 +71,7 @@ const OVERRIDABLE: &[(&str, bool)] = &[
     ("Admin.TLS.ClientAuthRequired", false),
     ("Admin.TLS.ClientRootCAs", true),
     ("ChannelParticipation.Enabled", false),
+    ("ChannelParticipation.MaxRequestBodySize", false),
     ("Consensus.WALDir", false),
     ("Operations.ListenAddress", false),
     ("Operations.TLS.Enabled", false),
@@ -229,11 +230,32 @@ impl Default for MetricsSection {
 pub struct ChannelParticipationSection {
     #[serde(rename = "Enabled")]
     pub enabled: bool,
+    /// The largest request body the API reads (a join's config block), Fabric's `1 MB` by
+    /// default: larger bodies get 413 before they are parsed.
+    #[serde(rename = "MaxRequestBodySize", deserialize_with = "size_text")]
+    pub max_request_body_size: String,
+}
+
+/// A byte size written as text (`1 MB`) or as a plain number of bytes.
+fn size_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Text(String),
+        Bytes(u64),
+    }
+    Ok(match Size::deserialize(d)? {
+        Size::Text(t) => t,
+        Size::Bytes(n) => n.to_string(),
+    })
 }
 
 impl Default for ChannelParticipationSection {
     fn default() -> Self {
-        ChannelParticipationSection { enabled: true }
+        ChannelParticipationSection {
+            enabled: true,
+            max_request_body_size: "1 MB".into(),
+        }
     }
 }
 
@@ -324,8 +346,27 @@ impl OrdererConfig {
         Ok(config)
     }
 
+    /// `ChannelParticipation.MaxRequestBodySize` in bytes (checked by
+    /// [`OrdererConfig::validate`]).
+    pub fn max_request_body_size(&self) -> usize {
+        weft_configtx::units::parse_byte_size(&self.channel_participation.max_request_body_size)
+            .map_or(1024 * 1024, |n| n as usize)
+    }
+
     /// Checks that need more than the types.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match weft_configtx::units::parse_byte_size(
+            &self.channel_participation.max_request_body_size,
+        ) {
+            Ok(0) => {
+                return Err(invalid(
+                    "ChannelParticipation.MaxRequestBodySize",
+                    "0 bytes would refuse every join; Fabric's default is 1 MB",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(invalid("ChannelParticipation.MaxRequestBodySize", e)),
+        }
         if let Err(e) =
             weft_configtx::units::parse_go_duration(&self.general.authentication.time_window)
         {
@@ -547,6 +588,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.time_window(), std::time::Duration::from_secs(90));
+        assert_eq!(cfg("", &[]).unwrap().max_request_body_size(), 1024 * 1024);
+        let c = cfg(
+            "",
+            &[("ORDERER_CHANNELPARTICIPATION_MAXREQUESTBODYSIZE", "10 MB")],
+        )
+        .unwrap();
+        assert_eq!(c.max_request_body_size(), 10 * 1024 * 1024);
+        for bad in ["lots", "0"] {
+            let e = cfg(
+                "",
+                &[("ORDERER_CHANNELPARTICIPATION_MAXREQUESTBODYSIZE", bad)],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("ChannelParticipation.MaxRequestBodySize"), "{e}");
+        }
         let e = cfg("General:\n  ListenPort: seventy\n", &[])
             .unwrap_err()
             .to_string();

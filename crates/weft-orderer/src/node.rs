@@ -366,6 +366,7 @@ impl OrdererNode {
                 listener,
                 tls,
                 registrar.clone(),
+                cfg.max_request_body_size(),
                 stopped(&stop),
             )));
             Some(admin_local)

@@ -229,6 +229,16 @@ async fn join_broadcast_deliver_attack_restart() {
     assert!(again.body.contains("already exists"), "{}", again.body);
     let bad = admin.join(b"not a block").await.unwrap();
     assert_eq!(bad.status, 400, "{}", bad.body);
+    // Attack: a body over ChannelParticipation.MaxRequestBodySize (1 MB by default, as in
+    // Fabric) is refused before it is parsed; it was read up to 100 MiB.
+    let huge = admin.join(&vec![0u8; 2 * 1024 * 1024]).await.unwrap();
+    assert_eq!(huge.status, 413, "{}", huge.body);
+    assert!(
+        huge.body
+            .contains("ChannelParticipation.MaxRequestBodySize"),
+        "{}",
+        huge.body
+    );
     assert_eq!(admin.info("nochannel").await.unwrap().status, 404);
 
     let (mut c, cert_der) = client(&o).await;
