@@ -597,6 +597,26 @@ impl crate::validator::TxContext for Channel {
             None => channel_file_policy(&self.msps(), path, ids),
         }
     }
+
+    fn org_endorsement_policy(&self, msp_id: &str) -> crate::validator::OrgEndorsement {
+        use crate::validator::OrgEndorsement;
+        let Some(config) = self.config() else {
+            return OrgEndorsement::AnyMember;
+        };
+        let Some((name, _)) = config
+            .application_orgs()
+            .iter()
+            .find(|(_, org)| org.msp_id == msp_id)
+        else {
+            return OrgEndorsement::NotAnApplicationOrg;
+        };
+        let path = format!("/Channel/Application/{name}/Endorsement");
+        if config.has_policy(&path) {
+            OrgEndorsement::Policy(path)
+        } else {
+            OrgEndorsement::AnyMember
+        }
+    }
 }
 
 /// A channel from a channel file has no policies: its `Endorsement` policy is Fabric's default,

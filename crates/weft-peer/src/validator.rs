@@ -68,6 +68,21 @@ pub trait TxContext: Sync {
     fn chaincode_policy(&self, name: &str) -> Option<Option<EndorsementPolicy>>;
     /// Evaluate the channel policy at `path` over endorsers.
     fn evaluate_channel_policy(&self, path: &str, ids: &[ValidatedIdentity]) -> Result<(), String>;
+    /// Who may endorse for the application org whose MSP is `msp_id` (its `_lifecycle`
+    /// approvals).
+    fn org_endorsement_policy(&self, msp_id: &str) -> OrgEndorsement;
+}
+
+/// Who endorses for one org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgEndorsement {
+    /// The org's `Endorsement` policy, at this path.
+    Policy(String),
+    /// The config gives the org no `Endorsement` policy (or the channel has no config): any
+    /// member of the org.
+    AnyMember,
+    /// The MSP is not an application org of the channel.
+    NotAnApplicationOrg,
 }
 
 /// A transaction after phase 1.
@@ -620,8 +635,8 @@ pub fn evaluate_endorsement_policy(
     }
 }
 
-/// The endorsements a `_lifecycle` transaction needs: one org's approval is endorsed by a
-/// peer of that org; anything else (a commit) satisfies the channel's
+/// The endorsements a `_lifecycle` transaction needs: one org's approval satisfies that
+/// org's `Endorsement` policy (a member of the org without one); anything else (a commit) satisfies the channel's
 /// `/Channel/Application/LifecycleEndorsement` policy.
 fn lifecycle_policy(ctx: &dyn TxContext, tx: &EndorserTx) -> Result<(), String> {
     use crate::lifecycle::{write_requirement, WriteRequirement, LIFECYCLE};
@@ -636,20 +651,26 @@ fn lifecycle_policy(ctx: &dyn TxContext, tx: &EndorserTx) -> Result<(), String> 
                 .chain(kv.metadata_writes.iter().map(|m| m.key.as_str()))
         });
     match write_requirement(keys) {
-        WriteRequirement::Org(msp) => {
-            if tx
-                .endorsers
-                .iter()
-                .any(|e| e.msp_id == msp && e.role == weft_msp::msp::Role::Peer)
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the approval of {msp} must be endorsed by a peer of {msp}; endorsed by: {}",
-                    endorser_list(tx)
-                ))
-            }
-        }
+        // As Fabric's lifecycle validation: the org's own Endorsement policy, or any member
+        // of the org when the config gives it none.
+        WriteRequirement::Org(msp) => match ctx.org_endorsement_policy(&msp) {
+            OrgEndorsement::Policy(path) => ctx
+                .evaluate_channel_policy(&path, &tx.endorsers)
+                .map_err(|e| {
+                    format!(
+                        "the approval of {msp} must satisfy {path}: {e}; endorsed by: {}",
+                        endorser_list(tx)
+                    )
+                }),
+            OrgEndorsement::AnyMember if tx.endorsers.iter().any(|e| e.msp_id == msp) => Ok(()),
+            OrgEndorsement::AnyMember => Err(format!(
+                "the approval of {msp} must be endorsed by a member of {msp}; endorsed by: {}",
+                endorser_list(tx)
+            )),
+            OrgEndorsement::NotAnApplicationOrg => Err(format!(
+                "{msp} is not an application org of the channel: it has no approvals to write"
+            )),
+        },
         WriteRequirement::LifecycleEndorsement => ctx
             .evaluate_channel_policy(LIFECYCLE_ENDORSEMENT_POLICY, &tx.endorsers)
             .map_err(|e| {

@@ -1270,6 +1270,72 @@ fn transaction_by(
     )
 }
 
+/// An org's `_lifecycle` approval must satisfy that org's own Endorsement policy, as in
+/// Fabric. With Org1's policy raised to its peer AND its admin, an approval endorsed by
+/// Org1's peer alone (enough before: any one peer of the org) is refused; with both it
+/// commits. Another org's peer cannot approve for Org1.
+#[tokio::test]
+async fn an_approval_satisfies_its_orgs_endorsement_policy() {
+    let n = setup().await;
+    let config = n.channel.config().unwrap();
+    let mut stricter = config.config().clone();
+    let org1 = stricter
+        .channel_group
+        .as_mut()
+        .unwrap()
+        .groups
+        .get_mut("Application")
+        .unwrap()
+        .groups
+        .get_mut("Org1MSP")
+        .unwrap();
+    let envelope = weft_msp::policy::parse("AND('Org1MSP.peer', 'Org1MSP.admin')").unwrap();
+    org1.policies
+        .get_mut("Endorsement")
+        .unwrap()
+        .policy
+        .as_mut()
+        .unwrap()
+        .value = envelope.encode_to_vec().into();
+    stricter.sequence += 1;
+    n.channel.apply_config(Arc::new(
+        weft_configtx::ChannelConfig::from_config(CHANNEL, &stricter).unwrap(),
+    ));
+    let admin1 = n.net.orgs[0].admin.signer().unwrap();
+    let approval = |seq: u32, endorsers: &[&SigningIdentity]| {
+        let key = format!("approvals/basic#{seq}/Org1MSP");
+        endorsed_transaction(
+            &n.user1,
+            CHANNEL,
+            "_lifecycle",
+            &kv_rwset(
+                "_lifecycle",
+                &[],
+                &[(key.as_str(), Some(b"approved"))],
+                vec![],
+            ),
+            endorsers,
+        )
+        .unwrap()
+        .0
+    };
+    let got = n
+        .commit(vec![
+            approval(1, &[&n.peer1]),
+            approval(2, &[&n.peer2]),
+            approval(3, &[&n.peer1, &admin1]),
+        ])
+        .await;
+    assert_eq!(
+        got,
+        vec![
+            C::EndorsementPolicyFailure,
+            C::EndorsementPolicyFailure,
+            C::Valid
+        ]
+    );
+}
+
 /// Endorsed actions that misstate what ran, each endorsed by both orgs (so the endorsement
 /// policy holds) and signed by a channel member: an event under another chaincode's name (its
 /// listeners would act on it), an action that names no chaincode or no version, a namespace
