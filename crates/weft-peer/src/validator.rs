@@ -704,8 +704,9 @@ pub struct BlockChecker<'a> {
     mvcc: BlockValidator<'a>,
     number: u64,
     seen: HashSet<String>,
-    /// Key-level policies set or removed by earlier valid transactions of the block.
-    pending_params: HashMap<(String, String), Option<Bytes>>,
+    /// Keys whose key-level policy an earlier valid transaction of the block set or removed
+    /// (a metadata write), and that transaction's number.
+    params_changed: HashMap<(String, String), u64>,
     results: Vec<TxResult>,
 }
 
@@ -727,15 +728,15 @@ impl<'a> BlockChecker<'a> {
             mvcc: BlockValidator::new(view, number),
             number,
             seen: HashSet::new(),
-            pending_params: HashMap::new(),
+            params_changed: HashMap::new(),
             results: Vec::new(),
         }
     }
 
+    /// The key-level policy in force for the block: the committed one. (A policy changed
+    /// earlier in the block makes writing the key invalid instead, see
+    /// [`BlockChecker::policies`]; a delete earlier in the block does not lift it.)
     fn param(&self, ns: &str, key: &str) -> Result<Option<Bytes>, StateError> {
-        if let Some(p) = self.pending_params.get(&(ns.to_owned(), key.to_owned())) {
-            return Ok(p.clone());
-        }
         let Some(v) = self.view.get(ns, key)? else {
             return Ok(None);
         };
@@ -772,6 +773,17 @@ impl<'a> BlockChecker<'a> {
             }
             let mut uncovered = false;
             for key in keys {
+                // As Fabric's key-level validation: once a valid transaction of the block
+                // changed a key's policy, later ones in the block cannot write the key, since
+                // they were endorsed against the policy it replaced.
+                if let Some(n) = self.params_changed.get(&(ns.clone(), key.to_owned())) {
+                    return Ok(Err(format!(
+                        "the key-level endorsement policy of {ns}/{key:?} was changed by \
+                         transaction {n} of block {}; a later transaction of the same block \
+                         cannot write the key",
+                        self.number
+                    )));
+                }
                 match self.param(ns, key)? {
                     Some(param) => {
                         let r = weft_msp::policy::CompiledPolicy::from_bytes(&param)
@@ -874,7 +886,7 @@ impl<'a> BlockChecker<'a> {
                         None => {
                             self.mvcc
                                 .apply(tx_num, &tx.rwset, &tx.tx_id, tx.timestamp)?;
-                            self.note_params(&tx);
+                            self.note_params(&tx, tx_num);
                             (C::Valid, String::new(), event)
                         }
                     },
@@ -894,22 +906,13 @@ impl<'a> BlockChecker<'a> {
         Ok(())
     }
 
-    /// Remember the key-level policies a valid transaction set or removed.
-    fn note_params(&mut self, tx: &EndorserTx) {
+    /// Remember the keys whose key-level policy valid transaction `tx_num` set or removed.
+    fn note_params(&mut self, tx: &EndorserTx, tx_num: u64) {
         for (ns, kv) in &tx.namespaces {
-            for w in &kv.writes {
-                if w.is_delete {
-                    self.pending_params
-                        .insert((ns.clone(), w.key.clone()), None);
-                }
-            }
             for m in &kv.metadata_writes {
-                let p = m
-                    .entries
-                    .iter()
-                    .find(|e| e.name == VALIDATION_PARAMETER)
-                    .map(|e| e.value.clone());
-                self.pending_params.insert((ns.clone(), m.key.clone()), p);
+                self.params_changed
+                    .entry((ns.clone(), m.key.clone()))
+                    .or_insert(tx_num);
             }
         }
     }

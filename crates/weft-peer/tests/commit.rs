@@ -454,6 +454,70 @@ async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
         ]
     );
     assert_eq!(n.get("sbe").await.unwrap().0, b"1".to_vec());
+
+    // Within one block, as in Fabric: once a valid transaction changed a key's policy (here
+    // Org2 hands "sbe" over to Org1), a later transaction of the block cannot write the key,
+    // whichever policy its endorsers meet: it was endorsed against the replaced one.
+    let org1_param = weft_msp::policy::parse("OR('Org1MSP.peer')")
+        .unwrap()
+        .encode_to_vec();
+    let mut handover = kv_rwset(CC, &[], &[], vec![]);
+    let mut kv = KvrwSet::decode(handover.ns_rwset[0].rwset.clone()).unwrap();
+    kv.metadata_writes.push(KvMetadataWrite {
+        key: "sbe".into(),
+        entries: vec![KvMetadataEntry {
+            name: "VALIDATION_PARAMETER".into(),
+            value: org1_param.into(),
+        }],
+    });
+    handover.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    let (handover, _) =
+        endorsed_transaction(&n.user1, CHANNEL, CC, &handover, &[&n.peer2]).unwrap();
+    let w = kv_rwset(CC, &[], &[("sbe", Some(b"4"))], vec![]);
+    let (after_by1, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer1]).unwrap();
+    let w = kv_rwset(CC, &[], &[("sbe", Some(b"5"))], vec![]);
+    let (after_by2, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer2]).unwrap();
+    assert_eq!(
+        n.commit(vec![handover, after_by1, after_by2]).await,
+        vec![
+            C::Valid,
+            C::EndorsementPolicyFailure,
+            C::EndorsementPolicyFailure
+        ]
+    );
+    // The next block writes under the new policy.
+    let w = kv_rwset(CC, &[], &[("sbe", Some(b"6"))], vec![]);
+    let (by1, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &w, &[&n.peer1]).unwrap();
+    assert_eq!(n.commit(vec![by1]).await, vec![C::Valid]);
+
+    // Attack: the owner deletes a key guarded by Org1's peer AND admin; in the same block,
+    // endorsers who meet only the chaincode's policy (both orgs' peers) recreate it. The
+    // delete does not lift the key's policy for the rest of the block (before, the chaincode
+    // policy applied to the recreation), so it is refused and the key stays deleted.
+    let admin1 = n.net.orgs[0].admin.signer().unwrap();
+    let owner_param = weft_msp::policy::parse("AND('Org1MSP.peer', 'Org1MSP.admin')")
+        .unwrap()
+        .encode_to_vec();
+    let mut create = kv_rwset(CC, &[], &[("owned", Some(b"v"))], vec![]);
+    let mut kv = KvrwSet::decode(create.ns_rwset[0].rwset.clone()).unwrap();
+    kv.metadata_writes.push(KvMetadataWrite {
+        key: "owned".into(),
+        entries: vec![KvMetadataEntry {
+            name: "VALIDATION_PARAMETER".into(),
+            value: owner_param.into(),
+        }],
+    });
+    create.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    let (create, _) = n.tx(&create);
+    assert_eq!(n.commit(vec![create]).await, vec![C::Valid]);
+    let del = kv_rwset(CC, &[], &[("owned", None)], vec![]);
+    let (del, _) = endorsed_transaction(&n.user1, CHANNEL, CC, &del, &[&n.peer1, &admin1]).unwrap();
+    let (recreate, _) = n.tx(&kv_rwset(CC, &[], &[("owned", Some(b"mine"))], vec![]));
+    assert_eq!(
+        n.commit(vec![del, recreate]).await,
+        vec![C::Valid, C::EndorsementPolicyFailure]
+    );
+    assert!(n.get("owned").await.is_none());
 }
 
 #[tokio::test]
