@@ -293,6 +293,11 @@ impl Channel {
         write(&self.chaincodes).insert(name.into(), definition);
     }
 
+    /// Take chaincode `name` off the channel (its definition cannot be used).
+    pub fn undefine(&self, name: &str) {
+        write(&self.chaincodes).remove(name);
+    }
+
     /// The definition of chaincode `name`.
     pub fn definition(&self, name: &str) -> Option<ChaincodeDefinition> {
         read(&self.chaincodes).get(name).cloned()

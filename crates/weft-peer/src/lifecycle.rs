@@ -882,10 +882,22 @@ pub async fn load_definitions(
     let committed = all_committed(&mut state)?;
     let mut names = Vec::new();
     for (name, c) in committed {
-        let package_id =
-            approved_package(&mut state, &name, c.params.sequence, local_msp)?.unwrap_or_default();
-        let endorsement_policy = endorsement_policy(&c.params.validation_parameter)
-            .map_err(|e| err(format!("chaincode {name}: {e}")))?;
+        // One unreadable definition must not freeze the others at their old policies: it is
+        // taken off the channel (its transactions fail as undefined), the rest load.
+        let loaded =
+            approved_package(&mut state, &name, c.params.sequence, local_msp).and_then(|package| {
+                endorsement_policy(&c.params.validation_parameter)
+                    .map(|policy| (package.unwrap_or_default(), policy))
+            });
+        let (package_id, endorsement_policy) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(channel = %channel.id(), chaincode = %name, sequence = c.params.sequence,
+                    "the committed definition cannot be used; the chaincode is undefined on this peer until a new definition is committed: {e}");
+                channel.undefine(&name);
+                continue;
+            }
+        };
         tracing::info!(channel = %channel.id(), chaincode = %name, sequence = c.params.sequence,
             package = %package_id, "chaincode definition loaded from _lifecycle");
         channel.define(
@@ -1198,6 +1210,68 @@ mod tests {
             invoke(&mut st, &c, "ApproveChaincodeDefinitionForMyOrg", &arg).unwrap(),
             Some(Bytes::new())
         );
+    }
+
+    /// A committed definition whose policy cannot be read is taken off the channel; the
+    /// others still load (before, loading stopped at it, and definitions sorting after it
+    /// kept their previous, possibly weaker, policies).
+    #[tokio::test]
+    async fn one_unreadable_definition_does_not_freeze_the_others() {
+        let mut st = Mem::default();
+        let good = weft_proto::common::ApplicationPolicy {
+            r#type: Some(
+                weft_proto::common::application_policy::Type::SignaturePolicy(
+                    weft_msp::policy::parse("OR('Org1MSP.peer')").unwrap(),
+                ),
+            ),
+        }
+        .encode_to_vec();
+        // "aaa": a length-delimited field cut short, which does not decode.
+        for (name, parameter) in [("aaa", vec![0x0a, 0x05]), ("zzz", good)] {
+            for org in ["Org1MSP", "Org2MSP"] {
+                let mut a = approve_args(1, "1.0", "pkg_1:aa");
+                a.name = name.into();
+                a.validation_parameter = parameter.clone().into();
+                approve(&mut st, &ctx(org, org, true), &a).unwrap();
+            }
+            let mut c = commit_args(1, "1.0");
+            c.name = name.into();
+            c.validation_parameter = parameter.into();
+            commit(&mut st, &ctx("Org1MSP", "Org1MSP", false), &c).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let net = weft_configtx::testing::two_org_network(&dir.path().join("net"), 7050).unwrap();
+        let ch = crate::testing::open_channel_from_genesis(
+            &dir.path().join("ledger"),
+            &net.genesis,
+            std::sync::Arc::new(crate::verifycache::SignatureCache::default()),
+        )
+        .await
+        .unwrap();
+        ch.define_chaincode("aaa", "old:aa");
+        let mut batch = weft_ledger::statedb::UpdateBatch::new();
+        for (k, v) in &st.0 {
+            batch.put(
+                LIFECYCLE,
+                k,
+                v.clone(),
+                Bytes::new(),
+                weft_ledger::statedb::Version::new(1, 0),
+            );
+        }
+        ch.state()
+            .apply(batch, weft_ledger::statedb::Version::new(1, 0), false)
+            .await
+            .unwrap();
+        let names = load_definitions(&ch, "Org1MSP").await.unwrap();
+        assert_eq!(names, vec!["zzz".to_owned()]);
+        assert!(ch.definition("aaa").is_none());
+        let zzz = ch.definition("zzz").unwrap();
+        assert_eq!(zzz.version, "1.0");
+        assert!(matches!(
+            zzz.endorsement_policy,
+            Some(crate::channel::EndorsementPolicy::Signature(_))
+        ));
     }
 
     /// Attack: a definition named like a system chaincode (`qscc` serves blocks and
