@@ -436,20 +436,38 @@ impl Gateway {
         };
         if needs_more {
             let remote = self.remote_peers(&channel);
-            let orgs: Vec<String> = if requested.is_empty() {
-                remote
+            // First the organizations the policy needs (the proposal carries the client's
+            // transient data; Fabric's gateway also asks one plan's organizations only),
+            // then, if one of them fails, the others. All at once when no smaller plan is
+            // found; the client's own list when it names organizations.
+            let (first, rest): (Vec<String>, Vec<String>) = if requested.is_empty() {
+                let others: Vec<String> = remote
                     .keys()
                     .filter(|o| **o != self.local.msp_id)
                     .cloned()
-                    .collect()
+                    .collect();
+                match policy::plan(&channel, info.chaincode(), &endorsed, &others) {
+                    Some(first) => {
+                        let rest = others.into_iter().filter(|o| !first.contains(o)).collect();
+                        (first, rest)
+                    }
+                    None => (others, Vec::new()),
+                }
             } else {
-                requested
+                let named = requested
                     .iter()
                     .filter(|o| **o != self.local.msp_id)
                     .cloned()
-                    .collect()
+                    .collect();
+                (named, Vec::new())
             };
-            let calls = orgs.iter().map(|org| {
+            for (wave, orgs) in [first, rest].into_iter().enumerate() {
+                if orgs.is_empty()
+                    || (wave > 0 && policy_met(&channel, info.chaincode(), &endorsed))
+                {
+                    continue;
+                }
+                let calls = orgs.iter().map(|org| {
                 let targets = remote.get(org).cloned().unwrap_or_default();
                 let signed = &signed;
                 let channel_id = channel.id();
@@ -478,9 +496,10 @@ impl Gateway {
                     (None, failures)
                 }
             });
-            for (ok, failures) in futures_join_all(calls).await {
-                details.extend(failures);
-                endorsed.extend(ok);
+                for (ok, failures) in futures_join_all(calls).await {
+                    details.extend(failures);
+                    endorsed.extend(ok);
+                }
             }
         }
 

@@ -157,6 +157,55 @@ pub fn policy_met(channel: &Channel, chaincode: &str, endorsed: &[Endorsed]) -> 
     Applies::to(channel, chaincode).met(&ids)
 }
 
+/// At most this many other organizations are searched for the smallest set that can meet a
+/// policy (2^n policy evaluations); with more, the gateway asks all of them.
+const PLAN_SEARCH_LIMIT: usize = 10;
+
+/// The organizations to ask first for endorsements, given what `endorsed` already holds:
+/// the smallest set of `candidates` (the first in their order among sets of that size) whose
+/// peers, endorsing, would satisfy the chaincode's policy. Fabric's gateway likewise sends a
+/// proposal (and its transient data) only to the organizations of one endorsement plan,
+/// never to every organization. `None` when no such set can be found (policies that name
+/// certificates or OUs, too many organizations, no endorsement yet to model a peer on): ask
+/// them all.
+pub fn plan(
+    channel: &Channel,
+    chaincode: &str,
+    endorsed: &[Endorsed],
+    candidates: &[String],
+) -> Option<Vec<String>> {
+    let n = candidates.len();
+    if n > PLAN_SEARCH_LIMIT {
+        return None;
+    }
+    let (ids, _) = verified_endorsers(channel, endorsed);
+    let model = ids.first()?.clone();
+    let applies = Applies::to(channel, chaincode);
+    // A peer of each candidate, as the policy sees it: its MSP and the peer role.
+    let peer_of = |org: &str| ValidatedIdentity {
+        msp_id: org.to_owned(),
+        role: weft_msp::msp::Role::Peer,
+        subject: format!("a peer of {org}"),
+        fingerprint: format!("planned endorser of {org}"),
+        ..model.clone()
+    };
+    let mut subsets: Vec<u32> = (1..(1u32 << n)).collect();
+    // Smaller sets first; among sets of one size, those of earlier candidates.
+    subsets.sort_by_key(|m| (m.count_ones(), std::cmp::Reverse(m.reverse_bits())));
+    for mask in subsets {
+        let mut with = ids.clone();
+        let chosen: Vec<String> = (0..n)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| candidates[i].clone())
+            .collect();
+        with.extend(chosen.iter().map(|o| peer_of(o)));
+        if applies.met(&with) {
+            return Some(chosen);
+        }
+    }
+    None
+}
+
 /// Whether the endorsements satisfy the chaincode's endorsement policy, and if not, why.
 /// Each endorsement's signature is verified as in [`policy_met`].
 pub fn check_policy(
@@ -173,4 +222,72 @@ pub fn check_policy(
         };
         format!("the endorsement policy of chaincode {chaincode} on channel {} is not satisfied: {e}{rejected_note}", channel.id())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::channel::ChaincodeDefinition;
+
+    /// The gateway's plan asks only the organizations a policy needs: with AND(Org1, Org2)
+    /// on a channel that also has Org3, Org3's peers never see the proposal (nor the
+    /// client's transient data it carries); OR(Org2, Org3) asks one of them; MAJORITY of
+    /// the two orgs asks Org2; a policy no peer set can meet gives no plan (ask everyone).
+    #[tokio::test]
+    async fn plans_ask_only_the_organizations_a_policy_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = weft_configtx::testing::two_org_network(&dir.path().join("net"), 7050).unwrap();
+        let ch = crate::testing::open_channel_from_genesis(
+            &dir.path().join("ledger"),
+            &net.genesis,
+            Arc::new(crate::verifycache::SignatureCache::default()),
+        )
+        .await
+        .unwrap();
+        let peer1 = net.orgs[0].node.signer().unwrap();
+        let payload = Bytes::from_static(b"a proposal response payload");
+        let endorser: Bytes = peer1.serialize().into();
+        let signature = peer1
+            .sign(&[payload.as_ref(), endorser.as_ref()].concat())
+            .unwrap();
+        let local = vec![Endorsed::new(
+            payload,
+            Endorsement {
+                endorser,
+                signature: signature.into(),
+            },
+        )];
+        let others = vec!["Org2MSP".to_owned(), "Org3MSP".to_owned()];
+        let define = |name: &str, text: &str| {
+            let p = weft_msp::policy::parse(text).unwrap();
+            ch.define(
+                name,
+                ChaincodeDefinition {
+                    package_id: format!("{name}:1"),
+                    version: "1".into(),
+                    endorsement_policy: Some(EndorsementPolicy::Signature(Arc::new(
+                        CompiledPolicy::new(&p).unwrap(),
+                    ))),
+                },
+            );
+        };
+        define("and12", "AND('Org1MSP.peer', 'Org2MSP.peer')");
+        define("or23", "OR('Org2MSP.peer', 'Org3MSP.peer')");
+        define(
+            "all3",
+            "AND('Org1MSP.peer', 'Org2MSP.peer', 'Org3MSP.peer')",
+        );
+        define("admins", "AND('Org1MSP.peer', 'Org2MSP.admin')");
+        ch.define_chaincode("majority", "majority:1");
+        let plan = |cc: &str| plan(&ch, cc, &local, &others);
+        assert_eq!(plan("and12"), Some(vec!["Org2MSP".to_owned()]));
+        assert_eq!(plan("or23"), Some(vec!["Org2MSP".to_owned()]));
+        assert_eq!(plan("all3"), Some(others.clone()));
+        assert_eq!(plan("majority"), Some(vec!["Org2MSP".to_owned()]));
+        // Peers cannot meet a policy that wants another org's admin: ask everyone.
+        assert_eq!(plan("admins"), None);
+        // No endorsement to model a peer on: ask everyone.
+        assert_eq!(super::plan(&ch, "and12", &[], &others), None);
+    }
 }
