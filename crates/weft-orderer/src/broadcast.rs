@@ -180,23 +180,42 @@ async fn check_and_order(registrar: &Registrar, env: &Envelope) -> Result<(), Re
         ));
     }
     let creator = creator(&i.signature_header)?;
+    let config = chain.config();
+    // Maintenance mode (ConsensusType.state, for a consensus-type migration), as in Fabric:
+    // only the orderer orgs may write (config updates), and transactions wait until it ends.
+    let maintenance = config.orderer().maintenance;
+    let writers = if maintenance {
+        "/Channel/Orderer/Writers"
+    } else {
+        "/Channel/Writers"
+    };
     chain
         .identities()
-        .check(
-            &chain.config(),
-            "/Channel/Writers",
-            &creator,
-            &env.payload,
-            &env.signature,
-        )
+        .check(&config, writers, &creator, &env.payload, &env.signature)
         .map_err(|e| {
             Refusal::new(
                 Status::Forbidden,
-                format!("broadcast to channel '{channel}' refused: {e}"),
+                format!(
+                    "broadcast to channel '{channel}' refused: {e}{}",
+                    if maintenance {
+                        " (the channel is in maintenance mode: only the orderer orgs may submit)"
+                    } else {
+                        ""
+                    }
+                ),
             )
         })?;
     if i.header_type == HeaderType::ConfigUpdate as i32 {
         return chain.configure(env).await;
+    }
+    if maintenance {
+        return Err(Refusal::new(
+            Status::ServiceUnavailable,
+            format!(
+                "channel '{channel}' is in maintenance mode (ConsensusType.state): transactions \
+                 are refused until the orderer admins end it with a config update"
+            ),
+        ));
     }
     let bytes = Bytes::from(env.encode_to_vec());
     chain

@@ -215,6 +215,11 @@ impl ChainHooks for ConfigState {
         }
         let creator = crate::broadcast::creator(&i.signature_header).map_err(|r| r.info)?;
         let config = read(&self.config);
+        if config.orderer().maintenance {
+            return Err(
+                "the channel entered maintenance mode: transactions wait until it ends".into(),
+            );
+        }
         read(&self.identities)
             .check(
                 &config,

@@ -209,16 +209,16 @@ async fn serve(
     // Fabric's session access control: the policy is checked on the first request and again
     // whenever the channel's config changes, so a reader removed or revoked by a config update
     // stops receiving blocks on a stream it opened before.
+    // In maintenance mode only the orderer orgs read the channel, as in Fabric.
     let readers = |config: &ChannelConfig| {
+        let policy = if config.orderer().maintenance {
+            "/Channel/Orderer/Readers"
+        } else {
+            "/Channel/Readers"
+        };
         chain
             .identities()
-            .check(
-                config,
-                "/Channel/Readers",
-                &creator,
-                &env.payload,
-                &env.signature,
-            )
+            .check(config, policy, &creator, &env.payload, &env.signature)
             .map_err(|e| {
                 Refusal::new(
                     Status::Forbidden,

@@ -1019,3 +1019,106 @@ async fn mutated_envelopes_get_a_status_and_the_orderer_keeps_serving() {
     drop(chain);
     o.shutdown().await;
 }
+
+/// Maintenance mode (ConsensusType.state), as Fabric enforces it for a consensus-type
+/// migration: once the orderer admins enter it, application writers and readers are refused,
+/// orderer-org transactions wait, and only the orderer orgs may update the config; leaving it
+/// restores everything. Before, the state was parsed and ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_mode_admits_only_the_orderer_orgs() {
+    use weft_proto::orderer::consensus_type::State;
+    let dir = tempfile::tempdir().unwrap();
+    let o = TestOrderer::start(dir.path()).await.unwrap();
+    let (mut c, cert_der) = client(&o).await;
+    let u = user(&o);
+    let orderer_admin = o.network.orderer_org.admin.signer().unwrap();
+    let chain = o.node.registrar.get(CHANNEL).unwrap();
+    let set_state = |state: State| {
+        let config = chain.config();
+        let mut next = config.config().clone();
+        let orderer = next
+            .channel_group
+            .as_mut()
+            .unwrap()
+            .groups
+            .get_mut("Orderer")
+            .unwrap();
+        let value = orderer.values.get_mut("ConsensusType").unwrap();
+        let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
+        ct.state = state as i32;
+        value.value = ct.encode_to_vec().into();
+        update_to(&config, &next, &[&orderer_admin], &orderer_admin)
+    };
+    let wait_sequence = |seq: u64| {
+        let chain = chain.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while chain.config().sequence() < seq {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "config {seq} not in force"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let r = &broadcast(&mut c, vec![set_state(State::Maintenance)]).await[0];
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    wait_sequence(1).await;
+    assert!(chain.config().orderer().maintenance);
+
+    // An application writer: refused, told why.
+    let r = &broadcast(
+        &mut c,
+        vec![envelope(&u, CHANNEL, HeaderType::Message, b"x")],
+    )
+    .await[0];
+    assert_eq!(r.status, Status::Forbidden as i32, "{}", r.info);
+    assert!(r.info.contains("maintenance mode"), "{}", r.info);
+    assert!(r.info.contains("/Channel/Orderer/Writers"), "{}", r.info);
+    // An orderer org member's transaction waits for the end of maintenance.
+    let r = &broadcast(
+        &mut c,
+        vec![envelope(&orderer_admin, CHANNEL, HeaderType::Message, b"y")],
+    )
+    .await[0];
+    assert_eq!(r.status, Status::ServiceUnavailable as i32, "{}", r.info);
+    assert!(r.info.contains("maintenance mode"), "{}", r.info);
+    // An application reader: refused.
+    let (_, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            specified(0),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!(status, Status::Forbidden);
+
+    // The orderer admins end it; writers and readers are back.
+    let r = &broadcast(&mut c, vec![set_state(State::Normal)]).await[0];
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    wait_sequence(2).await;
+    let r = &broadcast(
+        &mut c,
+        vec![envelope(&u, CHANNEL, HeaderType::Message, b"z")],
+    )
+    .await[0];
+    assert_eq!(r.status, Status::Success as i32, "{}", r.info);
+    let (blocks, status) = deliver(
+        &mut c,
+        seek_env(
+            &u,
+            Pos::Oldest(SeekOldest {}),
+            specified(0),
+            SeekBehavior::FailIfNotReady,
+            &cert_der_hash(&cert_der),
+        ),
+    )
+    .await;
+    assert_eq!((blocks.len(), status), (1, Status::Success));
+    o.shutdown().await;
+}
