@@ -265,6 +265,27 @@ impl OrdererNode {
             .local_addr()
             .map_err(|e| err(format!("orderer listener: {e}")))?;
         let gtls = &cfg.general.tls;
+        if gtls.enabled {
+            // What a channel's consenter set names this node by.
+            let cert = cfg.resolve(&gtls.certificate);
+            match std::fs::read(&cert)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    weft_crypto::pem::certificates(&pem, &cert.display().to_string())
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(certs) if !certs.is_empty() => {
+                    registrar.set_tls_certificate(certs[0].to_vec());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(err(format!(
+                        "General.TLS.Certificate {}: {e}",
+                        cert.display()
+                    )))
+                }
+            }
+        }
         let (security, tls) = if gtls.enabled {
             let configured = read_roots(cfg, &gtls.client_root_cas, "General.TLS.ClientRootCAs")?;
             let server = Arc::new(tls_server(

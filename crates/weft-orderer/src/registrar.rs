@@ -60,6 +60,8 @@ pub struct Registrar {
     shared: Arc<Shared>,
     /// Serializes joins and removals (each touches the disk).
     admin: tokio::sync::Mutex<()>,
+    /// This node's TLS server certificate (DER), as a channel's consenter set names it.
+    tls_certificate: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -98,6 +100,7 @@ impl Registrar {
             signer,
             shared,
             admin: tokio::sync::Mutex::new(()),
+            tls_certificate: std::sync::OnceLock::new(),
         }
     }
 
@@ -146,12 +149,24 @@ impl Registrar {
         self.shared.chains()
     }
 
+    /// Record this node's TLS server certificate (DER): joins then check that a channel
+    /// with a consenter set (etcdraft, BFT) names this node.
+    pub fn set_tls_certificate(&self, der: Vec<u8>) {
+        let _ = self.tls_certificate.set(der);
+    }
+
     /// Join the channel of `genesis`.
     pub async fn join(&self, genesis: Block) -> Result<Arc<Chain>, ChainError> {
         let _guard = self.admin.lock().await;
-        if let Ok((id, _)) = Chain::inspect_genesis(&genesis) {
+        if let Ok((id, config)) = Chain::inspect_genesis(&genesis) {
             if self.get(&id).is_some() {
                 return Err(ChainError::Exists { channel: id });
+            }
+            if let Some(me) = self.tls_certificate.get() {
+                check_consenter(&config, me).map_err(|detail| ChainError::Invalid {
+                    channel: id.clone(),
+                    detail,
+                })?;
             }
         }
         let paths = self.paths.clone();
@@ -228,5 +243,102 @@ impl Registrar {
         for c in chains.values() {
             c.halt().await;
         }
+    }
+}
+
+/// Whether this node (its TLS server certificate, DER) is in the channel's consenter set.
+/// weft orders a channel alone; joining a channel whose consenters are other orderers would
+/// make this node a second, independent source of blocks for it, where Fabric would join as
+/// a follower. Channels without a consenter set (solo) are not checked.
+pub fn check_consenter(config: &weft_configtx::ChannelConfig, me: &[u8]) -> Result<(), String> {
+    let orderer = config.orderer();
+    let named: Vec<&[u8]> = match config.consensus_type() {
+        "etcdraft" => orderer
+            .etcdraft
+            .iter()
+            .flat_map(|m| m.consenters.iter())
+            .map(|c| c.server_tls_cert.as_ref())
+            .collect(),
+        "BFT" => orderer
+            .consenters
+            .iter()
+            .map(|c| c.server_tls_cert.as_ref())
+            .collect(),
+        _ => return Ok(()),
+    };
+    if named.is_empty() {
+        return Ok(());
+    }
+    let ours = named.iter().any(|pem| {
+        weft_crypto::pem::certificates(pem, "consenter")
+            .map(|certs| certs.iter().any(|c| c.as_ref() == me))
+            .unwrap_or(false)
+    });
+    if ours {
+        Ok(())
+    } else {
+        Err(format!(
+            "this orderer's TLS certificate is not among the channel's {} {} consenters: \
+             weft orders a channel alone and cannot follow other orderers' chain; join the \
+             orderers the channel names, or add this one to its consenters first",
+            named.len(),
+            config.consensus_type()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use prost::Message;
+
+    /// A channel whose etcdraft consenters are other orderers is refused at join (this node
+    /// would otherwise order it alone, a second source of blocks); one that names this node,
+    /// and a solo channel, are accepted.
+    #[test]
+    fn joins_need_this_node_in_the_consenter_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = weft_configtx::testing::two_org_network(dir.path(), 7050).unwrap();
+        let solo = weft_configtx::ChannelConfig::from_block(&net.genesis).unwrap();
+        let pem = |path: &std::path::Path| std::fs::read(path).unwrap();
+        let der = |path: &std::path::Path| {
+            weft_crypto::pem::certificates(&pem(path), "cert").unwrap()[0].to_vec()
+        };
+        let me = der(&net.orderer_org.node.tls_cert);
+        check_consenter(&solo, &me).unwrap();
+        let raft = |consenter_pem: Vec<u8>| {
+            let mut config = solo.config().clone();
+            let orderer = config
+                .channel_group
+                .as_mut()
+                .unwrap()
+                .groups
+                .get_mut("Orderer")
+                .unwrap();
+            let value = orderer.values.get_mut("ConsensusType").unwrap();
+            let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
+            ct.r#type = "etcdraft".into();
+            ct.metadata = weft_proto::etcdraft::ConfigMetadata {
+                consenters: vec![weft_proto::etcdraft::Consenter {
+                    host: "orderer.example.com".into(),
+                    port: 7050,
+                    client_tls_cert: consenter_pem.clone().into(),
+                    server_tls_cert: consenter_pem.into(),
+                }],
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into();
+            value.value = ct.encode_to_vec().into();
+            weft_configtx::ChannelConfig::from_config("mychannel", &config).unwrap()
+        };
+        check_consenter(&raft(pem(&net.orderer_org.node.tls_cert)), &me).unwrap();
+        let other = raft(pem(&net.orgs[0].node.tls_cert));
+        let e = check_consenter(&other, &me).unwrap_err();
+        assert!(
+            e.contains("not among the channel's 1 etcdraft consenters"),
+            "{e}"
+        );
     }
 }
