@@ -267,3 +267,46 @@ pub fn expired_leaf(
         ),
     )
 }
+
+/// The group at `path` below `/Channel` of `config` (`&["Application", "Org1MSP"]`), to edit a
+/// config in a test; `None` if a group on the way is missing.
+pub fn group_mut<'a>(
+    config: &'a mut weft_proto::common::Config,
+    path: &[&str],
+) -> Option<&'a mut weft_proto::common::ConfigGroup> {
+    let mut group = config.channel_group.as_mut()?;
+    for name in path {
+        group = group.groups.get_mut(*name)?;
+    }
+    Some(group)
+}
+
+/// `config` without application org group `name` (same sequence); `None` if it has no such
+/// org.
+pub fn without_application_org(
+    config: &weft_proto::common::Config,
+    name: &str,
+) -> Option<weft_proto::common::Config> {
+    let mut out = config.clone();
+    group_mut(&mut out, &[crate::keys::APPLICATION])?
+        .groups
+        .remove(name)?;
+    Some(out)
+}
+
+/// `config` with its `ConsensusType` value edited by `edit`; `None` if it has none or it
+/// does not decode.
+pub fn with_consensus_type(
+    config: &weft_proto::common::Config,
+    edit: impl FnOnce(&mut weft_proto::orderer::ConsensusType),
+) -> Option<weft_proto::common::Config> {
+    use prost::Message;
+    let mut out = config.clone();
+    let value = group_mut(&mut out, &[crate::keys::ORDERER])?
+        .values
+        .get_mut(crate::keys::CONSENSUS_TYPE)?;
+    let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).ok()?;
+    edit(&mut ct);
+    value.value = ct.encode_to_vec().into();
+    Some(out)
+}

@@ -1175,16 +1175,8 @@ mod tests {
         let (_dir, net, cfg) = network();
         let a = admins(&net);
         let mut renamed = cfg.config().clone();
-        let org1 = renamed
-            .channel_group
-            .as_mut()
-            .unwrap()
-            .groups
-            .get_mut(keys::APPLICATION)
-            .unwrap()
-            .groups
-            .get_mut("Org1MSP")
-            .unwrap();
+        let org1 =
+            crate::testing::group_mut(&mut renamed, &[keys::APPLICATION, "Org1MSP"]).unwrap();
         let value = org1.values.get_mut(keys::MSP).unwrap();
         let mut msp = weft_proto::msp::MspConfig::decode(value.value.clone()).unwrap();
         let mut fabric = weft_proto::msp::FabricMspConfig::decode(msp.config.clone()).unwrap();
@@ -1201,18 +1193,8 @@ mod tests {
             "{text}"
         );
 
-        let mut raft = cfg.config().clone();
-        let orderer = raft
-            .channel_group
-            .as_mut()
-            .unwrap()
-            .groups
-            .get_mut(keys::ORDERER)
+        let raft = crate::testing::with_consensus_type(cfg.config(), |ct| ct.r#type = "BFT".into())
             .unwrap();
-        let value = orderer.values.get_mut(keys::CONSENSUS_TYPE).unwrap();
-        let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
-        ct.r#type = "BFT".into();
-        value.value = ct.encode_to_vec().into();
         let cu = compute_update(cfg.channel_id(), cfg.config(), &raft).unwrap();
         let orderer_admin = net.orderer_org.admin.signer().unwrap();
         let err = propose(&cfg, &sign_all(&cu, &[orderer_admin])).unwrap_err();

@@ -127,17 +127,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let net = weft_configtx::testing::two_org_network(dir.path(), 7050).unwrap();
         let old = ChannelConfig::from_block(&net.genesis).unwrap();
-        let mut without = old.config().clone();
-        without
-            .channel_group
-            .as_mut()
-            .unwrap()
-            .groups
-            .get_mut("Application")
-            .unwrap()
-            .groups
-            .remove("Org2MSP")
-            .unwrap();
+        let mut without =
+            weft_configtx::testing::without_application_org(old.config(), "Org2MSP").unwrap();
         without.sequence += 1;
         let new = ChannelConfig::from_config(old.channel_id(), &without).unwrap();
         let user2: Bytes = net.orgs[1].user.signer().unwrap().serialize().into();

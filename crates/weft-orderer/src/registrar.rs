@@ -308,29 +308,21 @@ mod tests {
         let me = der(&net.orderer_org.node.tls_cert);
         check_consenter(&solo, &me).unwrap();
         let raft = |consenter_pem: Vec<u8>| {
-            let mut config = solo.config().clone();
-            let orderer = config
-                .channel_group
-                .as_mut()
-                .unwrap()
-                .groups
-                .get_mut("Orderer")
-                .unwrap();
-            let value = orderer.values.get_mut("ConsensusType").unwrap();
-            let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
-            ct.r#type = "etcdraft".into();
-            ct.metadata = weft_proto::etcdraft::ConfigMetadata {
-                consenters: vec![weft_proto::etcdraft::Consenter {
-                    host: "orderer.example.com".into(),
-                    port: 7050,
-                    client_tls_cert: consenter_pem.clone().into(),
-                    server_tls_cert: consenter_pem.into(),
-                }],
-                ..Default::default()
-            }
-            .encode_to_vec()
-            .into();
-            value.value = ct.encode_to_vec().into();
+            let config = weft_configtx::testing::with_consensus_type(solo.config(), |ct| {
+                ct.r#type = "etcdraft".into();
+                ct.metadata = weft_proto::etcdraft::ConfigMetadata {
+                    consenters: vec![weft_proto::etcdraft::Consenter {
+                        host: "orderer.example.com".into(),
+                        port: 7050,
+                        client_tls_cert: consenter_pem.clone().into(),
+                        server_tls_cert: consenter_pem.into(),
+                    }],
+                    ..Default::default()
+                }
+                .encode_to_vec()
+                .into();
+            })
+            .unwrap();
             weft_configtx::ChannelConfig::from_config("mychannel", &config).unwrap()
         };
         check_consenter(&raft(pem(&net.orderer_org.node.tls_cert)), &me).unwrap();

@@ -800,15 +800,8 @@ async fn config_update_adds_an_org_and_its_tls_root() {
         .unwrap()
         .into_inner();
     let config = chain.config();
-    let mut without = config.config().clone();
-    let app = without
-        .channel_group
-        .as_mut()
-        .unwrap()
-        .groups
-        .get_mut("Application")
-        .unwrap();
-    assert!(app.groups.remove(&org3.name).is_some());
+    let without =
+        weft_configtx::testing::without_application_org(config.config(), &org3.name).unwrap();
     let admin1 = o.network.orgs[0].admin.signer().unwrap();
     let admin2 = o.network.orgs[1].admin.signer().unwrap();
     let removal = update_to(&config, &without, &[&admin1, &admin2], &admin1);
@@ -1035,18 +1028,10 @@ async fn maintenance_mode_admits_only_the_orderer_orgs() {
     let chain = o.node.registrar.get(CHANNEL).unwrap();
     let set_state = |state: State| {
         let config = chain.config();
-        let mut next = config.config().clone();
-        let orderer = next
-            .channel_group
-            .as_mut()
-            .unwrap()
-            .groups
-            .get_mut("Orderer")
-            .unwrap();
-        let value = orderer.values.get_mut("ConsensusType").unwrap();
-        let mut ct = weft_proto::orderer::ConsensusType::decode(value.value.clone()).unwrap();
-        ct.state = state as i32;
-        value.value = ct.encode_to_vec().into();
+        let next = weft_configtx::testing::with_consensus_type(config.config(), |ct| {
+            ct.state = state as i32
+        })
+        .unwrap();
         update_to(&config, &next, &[&orderer_admin], &orderer_admin)
     };
     let wait_sequence = |seq: u64| {

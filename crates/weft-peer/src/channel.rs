@@ -678,17 +678,8 @@ mod tests {
         .unwrap();
         let user2: bytes::Bytes = net.orgs[1].user.signer().unwrap().serialize().into();
         let config = ch.config().unwrap();
-        let mut without = config.config().clone();
-        without
-            .channel_group
-            .as_mut()
-            .unwrap()
-            .groups
-            .get_mut("Application")
-            .unwrap()
-            .groups
-            .remove("Org2MSP")
-            .unwrap();
+        let mut without =
+            weft_configtx::testing::without_application_org(config.config(), "Org2MSP").unwrap();
         without.sequence += 1;
         let next = ChannelConfig::from_config(config.channel_id(), &without).unwrap();
 

@@ -412,24 +412,33 @@ async fn endorsements_replayed_under_another_header_are_refused() {
     assert_eq!(n.get("balance").await.unwrap().0, b"5");
 }
 
-#[tokio::test]
-async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
+/// A read/write set of chaincode `CC` writing `writes` and setting `key`'s key-level
+/// endorsement policy (`VALIDATION_PARAMETER`) to `policy` (signature policy text).
+fn with_key_policy(
+    writes: &[(&str, Option<&[u8]>)],
+    key: &str,
+    policy: &str,
+) -> weft_proto::rwset::TxReadWriteSet {
     use weft_proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
-    let n = setup().await;
-    // Set key "sbe" with a key-level policy: Org2's peer alone.
-    let param = weft_msp::policy::parse("OR('Org2MSP.peer')")
-        .unwrap()
-        .encode_to_vec();
-    let mut rw = kv_rwset(CC, &[], &[("sbe", Some(b"0"))], vec![]);
+    let param = weft_msp::policy::parse(policy).unwrap().encode_to_vec();
+    let mut rw = kv_rwset(CC, &[], writes, vec![]);
     let mut kv = KvrwSet::decode(rw.ns_rwset[0].rwset.clone()).unwrap();
     kv.metadata_writes.push(KvMetadataWrite {
-        key: "sbe".into(),
+        key: key.into(),
         entries: vec![KvMetadataEntry {
             name: "VALIDATION_PARAMETER".into(),
             value: param.into(),
         }],
     });
     rw.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    rw
+}
+
+#[tokio::test]
+async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
+    let n = setup().await;
+    // Set key "sbe" with a key-level policy: Org2's peer alone.
+    let rw = with_key_policy(&[("sbe", Some(b"0"))], "sbe", "OR('Org2MSP.peer')");
     let (env, _) = n.tx(&rw);
     assert_eq!(n.commit(vec![env]).await, vec![C::Valid]);
     // Org2 alone may now write it; Org1 alone may not.
@@ -458,19 +467,7 @@ async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
     // Within one block, as in Fabric: once a valid transaction changed a key's policy (here
     // Org2 hands "sbe" over to Org1), a later transaction of the block cannot write the key,
     // whichever policy its endorsers meet: it was endorsed against the replaced one.
-    let org1_param = weft_msp::policy::parse("OR('Org1MSP.peer')")
-        .unwrap()
-        .encode_to_vec();
-    let mut handover = kv_rwset(CC, &[], &[], vec![]);
-    let mut kv = KvrwSet::decode(handover.ns_rwset[0].rwset.clone()).unwrap();
-    kv.metadata_writes.push(KvMetadataWrite {
-        key: "sbe".into(),
-        entries: vec![KvMetadataEntry {
-            name: "VALIDATION_PARAMETER".into(),
-            value: org1_param.into(),
-        }],
-    });
-    handover.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    let handover = with_key_policy(&[], "sbe", "OR('Org1MSP.peer')");
     let (handover, _) =
         endorsed_transaction(&n.user1, CHANNEL, CC, &handover, &[&n.peer2]).unwrap();
     let w = kv_rwset(CC, &[], &[("sbe", Some(b"4"))], vec![]);
@@ -495,19 +492,11 @@ async fn key_level_endorsement_policy_replaces_the_chaincode_policy() {
     // delete does not lift the key's policy for the rest of the block (before, the chaincode
     // policy applied to the recreation), so it is refused and the key stays deleted.
     let admin1 = n.net.orgs[0].admin.signer().unwrap();
-    let owner_param = weft_msp::policy::parse("AND('Org1MSP.peer', 'Org1MSP.admin')")
-        .unwrap()
-        .encode_to_vec();
-    let mut create = kv_rwset(CC, &[], &[("owned", Some(b"v"))], vec![]);
-    let mut kv = KvrwSet::decode(create.ns_rwset[0].rwset.clone()).unwrap();
-    kv.metadata_writes.push(KvMetadataWrite {
-        key: "owned".into(),
-        entries: vec![KvMetadataEntry {
-            name: "VALIDATION_PARAMETER".into(),
-            value: owner_param.into(),
-        }],
-    });
-    create.ns_rwset[0].rwset = kv.encode_to_vec().into();
+    let create = with_key_policy(
+        &[("owned", Some(b"v"))],
+        "owned",
+        "AND('Org1MSP.peer', 'Org1MSP.admin')",
+    );
     let (create, _) = n.tx(&create);
     assert_eq!(n.commit(vec![create]).await, vec![C::Valid]);
     let del = kv_rwset(CC, &[], &[("owned", None)], vec![]);
@@ -1343,16 +1332,8 @@ async fn an_approval_satisfies_its_orgs_endorsement_policy() {
     let n = setup().await;
     let config = n.channel.config().unwrap();
     let mut stricter = config.config().clone();
-    let org1 = stricter
-        .channel_group
-        .as_mut()
-        .unwrap()
-        .groups
-        .get_mut("Application")
-        .unwrap()
-        .groups
-        .get_mut("Org1MSP")
-        .unwrap();
+    let org1 =
+        weft_configtx::testing::group_mut(&mut stricter, &["Application", "Org1MSP"]).unwrap();
     let envelope = weft_msp::policy::parse("AND('Org1MSP.peer', 'Org1MSP.admin')").unwrap();
     org1.policies
         .get_mut("Endorsement")

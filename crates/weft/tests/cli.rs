@@ -1619,6 +1619,38 @@ const ANY_PORTS: &str =
     "ports: { orderer: 0, ordererAdmin: 0, ordererOperations: 0, peers: [0, 0], \
                          peerOperations: [0, 0], chaincodeServers: [0, 0] }\n";
 
+/// An up.yaml with fixed free ports below the kernel's ephemeral range (32768 and up here):
+/// a network that is stopped and resumed needs its ports again, and a port the kernel handed
+/// out once (`0`) may meanwhile be another test's listener or outgoing connection.
+fn resumable_ports() -> String {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    let mut rng = weft_configtx::testing::Rng(seed | 1);
+    for _ in 0..100 {
+        let base = 20_000 + rng.below(12_000) as u16;
+        if (base..base + 11).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            let p = |i: u16| base + i;
+            return format!(
+                "ports: {{ orderer: {}, ordererAdmin: {}, ordererOperations: {}, peers: [{}, {}], \
+                 peerOperations: [{}, {}], chaincodeServers: [{}, {}] }}\n",
+                p(0),
+                p(1),
+                p(2),
+                p(3),
+                p(5),
+                p(7),
+                p(8),
+                p(9),
+                p(10)
+            );
+        }
+    }
+    panic!("no 11 free consecutive ports below 32000");
+}
+
 /// Stops a `weft up --detach` network when the test ends, passed or not.
 struct UpGuard(PathBuf);
 
@@ -1644,9 +1676,10 @@ fn weft_up_detach_chaincode_down_and_resume() {
         cc.display()
     );
     let _guard = UpGuard(dir.clone());
-    // Any free ports: other tests start networks at the same time.
+    // Free ports that stay ours across the restart: other tests start networks at the same
+    // time.
     let cfg = tmp.path().join("up.yaml");
-    std::fs::write(&cfg, ANY_PORTS).unwrap();
+    std::fs::write(&cfg, resumable_ports()).unwrap();
     let up = |expect: &str| {
         let out = run(&[
             "up",
