@@ -293,6 +293,11 @@ impl Channel {
         write(&self.chaincodes).insert(name.into(), definition);
     }
 
+    /// The version of chaincode `name`'s definition.
+    pub fn version_of(&self, name: &str) -> Option<String> {
+        read(&self.chaincodes).get(name).map(|d| d.version.clone())
+    }
+
     /// Take chaincode `name` off the channel (its definition cannot be used).
     pub fn undefine(&self, name: &str) {
         write(&self.chaincodes).remove(name);

@@ -662,10 +662,7 @@ impl Endorser {
                 version: if up.chaincode_name == crate::lifecycle::LIFECYCLE {
                     SYSCC_VERSION.to_owned()
                 } else {
-                    channel
-                        .definition(&up.chaincode_name)
-                        .map(|d| d.version)
-                        .unwrap_or_default()
+                    channel.version_of(&up.chaincode_name).unwrap_or_default()
                 },
                 ..Default::default()
             }),

@@ -175,6 +175,10 @@ pub fn plan(
     candidates: &[String],
 ) -> Option<Vec<String>> {
     let n = candidates.len();
+    if n <= 1 {
+        // Nothing to choose (two orgs: the other one), and no evaluation on the hot path.
+        return Some(candidates.to_vec());
+    }
     if n > PLAN_SEARCH_LIMIT {
         return None;
     }
